@@ -1,0 +1,127 @@
+"""The validated, in-memory form of an ICP file.
+
+``worker.icp.spec`` builds these from YAML (with file/line errors); ``worker.icp.scoring`` reads them.
+They are frozen: a published ICP version never changes.
+
+YAML shape (documented with a full example in the README)::
+
+    name: Mid-market SaaS
+    tiers: {best: 80, good: 60}      # descending thresholds; below the lowest: ``fallback_tier`` (poor)
+    min_coverage: 0.5
+    reengage_tiers: [best, good]      # target tiers for re-engagement (default: every tier above the fallback)
+    criteria:
+      - key: industry                 # stable reason code
+        attribute: industry           # canonical attribute the criterion reads
+        weight: 30
+        type: categorical             # categorical | bands | contains_any | boolean
+        values: {Computer Software: 1.0, IT Services: 0.5}
+        default: 0                    # credit for a present value not listed (categorical only)
+      - key: employees
+        attribute: employees
+        weight: 25
+        type: bands
+        bands: [{min: 500, credit: 1.0}, {min: 200, max: 500, credit: 0.6}]
+      - key: tech_stack
+        attribute: tech_stack
+        weight: 10
+        type: contains_any
+        values: {Okta: 1.0, Salesforce: 1.0}   # or a list: each 1.0; credit = best match
+      - key: public
+        attribute: is_public
+        weight: 5
+        type: boolean
+        expected: true
+        credit: 1.0
+    disqualifiers:
+      - key: competitor
+        attribute: industry
+        values: [Competitor]          # fires when the value (or any member of a set) is listed
+        description: A competitor
+      - key: too_small
+        attribute: employees
+        max: 10                       # fires when min <= value < max (either bound may be omitted)
+      - key: student
+        attribute: is_student
+        equals: true
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+CriterionType = Literal["categorical", "bands", "contains_any", "boolean"]
+
+DEFAULT_TIERS: tuple[tuple[str, int], ...] = (("best", 80), ("good", 60))
+DEFAULT_FALLBACK_TIER = "poor"
+DISQUALIFIED = "disqualified"
+INSUFFICIENT_DATA = "insufficient_data"
+RESERVED_TIERS = frozenset({DISQUALIFIED, INSUFFICIENT_DATA})
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Numeric band: ``min`` inclusive, ``max`` exclusive; ``None`` is unbounded."""
+
+    min: float | None
+    max: float | None
+    credit: float
+
+    def contains(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value < self.max)
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    key: str
+    attribute: str
+    weight: float
+    type: CriterionType
+    label: str | None = None
+    #: categorical and contains_any: value -> credit. Keys are matched case-insensitively
+    #: (and country/region values are normalised to codes when the spec is loaded).
+    values: dict[str, float] = field(default_factory=dict)
+    #: categorical: credit for a present value that is not listed.
+    default: float = 0.0
+    #: bands: non-overlapping, validated.
+    bands: tuple[Band, ...] = ()
+    #: boolean: the value that earns ``credit``.
+    expected: bool = True
+    credit: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return self.label or self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Disqualifier:
+    key: str
+    attribute: str
+    description: str | None = None
+    values: frozenset[str] | None = None  # casefolded
+    min: float | None = None
+    max: float | None = None
+    equals: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IcpSpec:
+    name: str
+    criteria: tuple[Criterion, ...]
+    disqualifiers: tuple[Disqualifier, ...] = ()
+    #: Descending (tier, minimum score) pairs; a score below every threshold gets ``fallback_tier``.
+    tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS
+    fallback_tier: str = DEFAULT_FALLBACK_TIER
+    min_coverage: float = 0.5
+    reengage_tiers: tuple[str, ...] = ("best", "good")
+    description: str | None = None
+
+    @property
+    def total_weight(self) -> float:
+        return sum(c.weight for c in self.criteria)
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        """Every tier a record can get, best first."""
+        return (*(t for t, _ in self.tiers), self.fallback_tier, DISQUALIFIED, INSUFFICIENT_DATA)

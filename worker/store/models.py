@@ -1,0 +1,203 @@
+"""The snapshot store: what was pulled, what was scored, what was written, and every run.
+
+Tables, in the order of the data flow::
+
+    connections        one CRM org / portal / export folder
+    icp_versions       immutable, numbered ICP versions (content, hash, author, note)
+    record_snapshots   last pulled attributes and status of every record
+    record_fits        the current fit of each record and the values last written to the CRM
+    fit_history        append-only: every change of score or tier
+    reengage_flags     stale or dismissed records whose tier rose into a target tier
+    sync_runs          one row per run: kind, status, counts, API calls, timings, error
+    cursors            per connection and object type: the modification stamp to resume from
+
+JSON columns use SQLAlchemy's generic ``JSON`` (JSONB-compatible text on PostgreSQL, TEXT on SQLite).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    crm: Mapped[str] = mapped_column(String(20))
+    #: The connection's configuration as loaded (never a secret: those stay in the environment).
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IcpVersion(Base):
+    __tablename__ = "icp_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecordSnapshot(Base):
+    __tablename__ = "record_snapshots"
+    __table_args__ = (UniqueConstraint("connection_id", "object_type", "external_id", name="uq_snapshot_record"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    object_type: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Values that could not be parsed, kept for the user ("employees: cannot read 'lots'").
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    last_activity: Mapped[date | None] = mapped_column(Date)
+    crm_modstamp: Mapped[str] = mapped_column(String(40), default="")
+    pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    fit: Mapped[RecordFit | None] = relationship(back_populates="snapshot", uselist=False, lazy="raise")
+
+
+class RecordFit(Base):
+    __tablename__ = "record_fits"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("record_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    score: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[str] = mapped_column(String(40))
+    coverage: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reasons_text: Mapped[str] = mapped_column(String(255), default="")
+    icp_version: Mapped[int] = mapped_column(Integer)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Owned-field values the CRM holds, as last written successfully (None: never written).
+    written: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: ``pending`` (a write is due), ``ok``, ``error`` (kept and retried next run).
+    write_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    write_error: Mapped[str | None] = mapped_column(Text)
+    write_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    snapshot: Mapped[RecordSnapshot] = relationship(back_populates="fit", lazy="raise")
+
+
+class FitHistory(Base):
+    __tablename__ = "fit_history"
+    __table_args__ = (Index("ix_fit_history_record", "connection_id", "object_type", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    object_type: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(64))
+    icp_version: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[str] = mapped_column(String(40))
+    previous_tier: Mapped[str | None] = mapped_column(String(40))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReengageFlag(Base):
+    __tablename__ = "reengage_flags"
+    __table_args__ = (Index("ix_reengage_record", "connection_id", "object_type", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    object_type: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    #: ``active`` or ``cleared``.
+    state: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    #: ``dismissed`` or ``stale``.
+    kind: Mapped[str] = mapped_column(String(20))
+    from_tier: Mapped[str] = mapped_column(String(40))
+    to_tier: Mapped[str] = mapped_column(String(40))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    clear_reason: Mapped[str | None] = mapped_column(Text)
+    #: Follow-up task: ``none`` (not wanted), ``due``, ``created``, ``capped``, ``error``.
+    task_status: Mapped[str] = mapped_column(String(20), default="none")
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    task_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    #: ``incremental``, ``full``, ``reevaluate``.
+    kind: Mapped[str] = mapped_column(String(20))
+    #: ``running``, ``succeeded``, ``partial`` (some records failed), ``failed``,
+    #: ``quota_reserved``, ``quota_exceeded``, ``skipped``.
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    icp_version: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    api_calls: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Cursor(Base):
+    __tablename__ = "cursors"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+__all__ = [
+    "Base",
+    "Connection",
+    "Cursor",
+    "FitHistory",
+    "IcpVersion",
+    "RecordFit",
+    "RecordSnapshot",
+    "ReengageFlag",
+    "SyncRun",
+]
