@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
 
     Date,
     DateTime,
@@ -89,6 +90,11 @@ class RecordSnapshot(Base):
     owner_id: Mapped[str | None] = mapped_column(String(64))
     last_activity: Mapped[date | None] = mapped_column(Date)
     crm_modstamp: Mapped[str] = mapped_column(String(40), default="")
+    #: The account an opportunity (or a converted lead) belongs to: opportunities carry its fit.
+    parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Pulled (or its context changed) and not yet scored. Kept in the store, so a crash between
+    #: pull and score loses nothing: the next run scores what is still dirty.
+    dirty: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     fit: Mapped[RecordFit | None] = relationship(back_populates="snapshot", uselist=False, lazy="raise")
@@ -107,6 +113,8 @@ class RecordFit(Base):
     reasons_text: Mapped[str] = mapped_column(String(255), default="")
     icp_version: Mapped[int] = mapped_column(Integer)
     scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Owned-field values the CRM should hold (without ``scored_at``): the diff is ``desired != written``.
+    desired: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Owned-field values the CRM holds, as last written successfully (None: never written).
     written: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

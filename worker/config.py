@@ -1,0 +1,144 @@
+"""The connections file: which CRMs to sync, how their fields map, and the re-engagement rules.
+
+Secrets never live here: each connection reads its credentials from environment variables under
+its ``env_prefix`` (``ACME_SF_USERNAME`` ...). Errors name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from connectors.base import OBJECT_TYPES, ObjectType
+from worker.yamlfile import YamlFileError, format_loc, line_of, load_yaml
+
+CrmName = Literal["files", "salesforce", "hubspot"]
+
+#: Lead statuses that mean "dismissed", by CRM (compared case-insensitively).
+DEFAULT_DISMISSED: dict[str, list[str]] = {
+    "salesforce": ["Closed - Not Converted", "Unqualified", "Disqualified", "Nurture"],
+    "files": ["Closed - Not Converted", "Unqualified", "Disqualified", "Nurture"],
+    "hubspot": ["UNQUALIFIED", "BAD_TIMING"],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScheduleConfig(_Strict):
+    """When beat runs the incremental sync: a five-field cron expression in the connection's time zone."""
+
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError("must have five fields: minute hour day-of-month month day-of-week")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)") from None
+        return v
+
+
+class ReengageConfig(_Strict):
+    """Which records are stale or dismissed, and how flags and follow-up tasks are rationed."""
+
+    #: Lead statuses meaning "dismissed". Unset: the CRM's defaults (``DEFAULT_DISMISSED``).
+    dismissed_statuses: list[str] | None = None
+    stale_days: int = Field(90, ge=1)
+    #: No record is flagged twice within this many days.
+    cooloff_days: int = Field(30, ge=0)
+    create_tasks: bool = False
+    task_due_days: int = Field(3, ge=0)
+    #: At most this many follow-up tasks per owner per run (None: no cap).
+    per_owner_cap: int | None = Field(None, ge=1)
+
+
+class ConnectionConfig(_Strict):
+    name: str
+    crm: CrmName
+    objects: list[ObjectType] = Field(default_factory=lambda: list(OBJECT_TYPES))
+    #: Prefix of this connection's secret environment variables. Default: NAME in upper case + "_".
+    env_prefix: str | None = None
+    #: CRM-specific options, validated by the connector (login domain, field mapping, page sizes ...).
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Industry synonyms: the CRM's value -> the ICP's value ("Software" -> "Computer Software").
+    industry_synonyms: dict[str, str] = Field(default_factory=dict)
+    #: Kind of custom attributes: text, number, integer, set, country, boolean, date.
+    attribute_kinds: dict[str, str] = Field(default_factory=dict)
+    reengage: ReengageConfig = Field(default_factory=ReengageConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (up to 63 characters)")
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ConnectionConfig:
+        if self.env_prefix is None:
+            self.env_prefix = re.sub(r"[^A-Z0-9]", "_", self.name.upper()) + "_"
+        if self.reengage.dismissed_statuses is None:
+            self.reengage.dismissed_statuses = list(DEFAULT_DISMISSED[self.crm])
+        return self
+
+    @property
+    def dismissed(self) -> frozenset[str]:
+        return frozenset(s.casefold() for s in self.reengage.dismissed_statuses or ())
+
+
+class WorkerConfig(_Strict):
+    connections: list[ConnectionConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> WorkerConfig:
+        seen: set[str] = set()
+        for c in self.connections:
+            if c.name in seen:
+                raise ValueError(f"connection name {c.name!r} is used twice")
+            seen.add(c.name)
+        return self
+
+    def get(self, name: str) -> ConnectionConfig:
+        for c in self.connections:
+            if c.name == name:
+                return c
+        known = ", ".join(c.name for c in self.connections) or "none"
+        raise KeyError(f"no connection named {name!r} (configured: {known})")
+
+
+def parse_config(text: str, filename: str = "icp-worker.yaml") -> WorkerConfig:
+    doc = load_yaml(text, filename)
+    if doc is None:
+        return WorkerConfig()
+    try:
+        return WorkerConfig.model_validate(doc)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+            problems.append(f"{filename}:{line_of(doc, loc)} {format_loc(loc) or '(top)'}: {err['msg']}")
+        raise YamlFileError(problems) from None
+
+
+def load_config(path: Path) -> WorkerConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YamlFileError([f"{path}: cannot read ({exc.strerror})"]) from None
+    return parse_config(text, str(path))

@@ -1,0 +1,155 @@
+"""Which records to flag for re-engagement, and which flags to clear. Pure: the date is passed in.
+
+A record is *dismissed* when it is a lead whose status is one of the connection's dismissed statuses,
+or an account whose latest opportunity was lost and that has no open opportunity. It is *stale* when
+it has had no activity for ``stale_days``, is not converted and is not a customer (a record with no
+activity date at all is not called stale: we cannot tell a new record from a forgotten one).
+
+A stale or dismissed record is flagged when its tier rises into a target tier from a tier outside
+it (an ICP revision, or its own data changed), unless it was flagged within the cool-off window or
+has open pipeline. A flag clears when the record is worked again, converts, gets open pipeline, or
+no longer fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RecordState:
+    """What the rules need to know about one lead or account."""
+
+    object_type: str
+    status: Mapping[str, Any]
+    last_activity: date | None
+    #: Accounts: has an open opportunity. Leads: always False.
+    has_open_pipeline: bool = False
+    #: Accounts: the latest closed opportunity was lost (and none is open).
+    latest_opportunity_lost: bool = False
+    is_customer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveFlag:
+    raised_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``raise_kind`` is ``dismissed`` or ``stale`` when a flag is to be raised; ``clear_reason`` is set
+    when an active flag is to be cleared. Both None: nothing to do."""
+
+    raise_kind: str | None = None
+    reason: str | None = None
+    clear_reason: str | None = None
+
+
+NOTHING = Decision()
+
+
+def dismissal(state: RecordState, dismissed_statuses: frozenset[str]) -> bool:
+    if state.object_type == "lead":
+        status = state.status.get("lead_status")
+        return isinstance(status, str) and status.strip().casefold() in dismissed_statuses
+    if state.object_type == "account":
+        return state.latest_opportunity_lost and not state.has_open_pipeline
+    return False
+
+
+def staleness(state: RecordState, today: date, stale_days: int) -> bool:
+    if state.last_activity is None or state.is_customer or state.status.get("is_converted") is True:
+        return False
+    return (today - state.last_activity).days >= stale_days
+
+
+def decide(
+    state: RecordState,
+    *,
+    previous_tier: str | None,
+    new_tier: str,
+    target_tiers: frozenset[str],
+    active_flag: ActiveFlag | None,
+    last_raised: datetime | None,
+    now: datetime,
+    dismissed_statuses: frozenset[str],
+    stale_days: int,
+    cooloff_days: int,
+    explanation: str,
+) -> Decision:
+    """The re-engagement decision for one record after it was (re)scored.
+
+    ``explanation`` is the start of the flag's reason ("poor → best under ICP v3: employees 620 ≥ 500").
+    """
+    if state.object_type not in ("lead", "account"):
+        return NOTHING
+    converted = state.status.get("is_converted") is True
+    if active_flag is not None:
+        if new_tier not in target_tiers:
+            return Decision(clear_reason=f"no longer fits (tier {new_tier})")
+        if converted:
+            return Decision(clear_reason="lead converted")
+        if state.has_open_pipeline:
+            return Decision(clear_reason="open pipeline")
+        if state.last_activity is not None and state.last_activity > active_flag.raised_at.date():
+            return Decision(clear_reason=f"worked again on {state.last_activity.isoformat()}")
+        return NOTHING
+    if new_tier not in target_tiers or previous_tier is None or previous_tier in target_tiers:
+        return NOTHING
+    if converted or state.has_open_pipeline:
+        return NOTHING
+    if last_raised is not None and now - last_raised < timedelta(days=cooloff_days):
+        return NOTHING
+    if dismissal(state, dismissed_statuses):
+        kind = "dismissed"
+    elif staleness(state, now.date(), stale_days):
+        kind = "stale"
+    else:
+        return NOTHING
+    return Decision(raise_kind=kind, reason=f"{kind}: {explanation}")
+
+
+def rise_explanation(
+    previous_tier: str, new_tier: str, version: int, old_reasons: Sequence[Mapping[str, Any]],
+    new_reasons: Sequence[Mapping[str, Any]], limit: int = 2,
+) -> str:
+    """"poor → best under ICP v3: employees 620 ≥ 500: +25" — the reasons whose points rose most."""
+    before = {r["code"]: r.get("points", 0.0) for r in old_reasons}
+    gains = sorted(
+        ((r.get("points", 0.0) - before.get(r["code"], 0.0), r.get("text", r["code"])) for r in new_reasons),
+        key=lambda g: -g[0],
+    )
+    texts = [text for gain, text in gains[:limit] if gain > 0]
+    head = f"{previous_tier} → {new_tier} under ICP v{version}"
+    return f"{head}: {'; '.join(texts)}" if texts else head
+
+
+def account_context(opportunities: Iterable[Mapping[str, Any]]) -> tuple[bool, bool, bool]:
+    """(has open pipeline, latest closed opportunity lost, is a customer) from an account's
+    opportunities' status dicts (``is_closed``, ``is_won``, ``close_date`` as ISO text)."""
+    has_open = is_customer = False
+    latest: tuple[str, bool] | None = None
+    for opp in opportunities:
+        if not opp.get("is_closed"):
+            has_open = True
+            continue
+        won = bool(opp.get("is_won"))
+        is_customer = is_customer or won
+        when = str(opp.get("close_date") or "")
+        if latest is None or when >= latest[0]:
+            latest = (when, won)
+    latest_lost = latest is not None and not latest[1]
+    return has_open, latest_lost and not has_open, is_customer
+
+
+def cap_per_owner(owners: Iterable[str | None], cap: int | None) -> list[bool]:
+    """For flags in order, whether each gets a task under a per-owner cap (None: all of them)."""
+    counts: dict[str | None, int] = {}
+    allowed = []
+    for owner in owners:
+        counts[owner] = counts.get(owner, 0) + 1
+        allowed.append(cap is None or counts[owner] <= cap)
+    return allowed
