@@ -1,0 +1,113 @@
+"""Client-side pacing so that a sync stays inside HubSpot's rolling windows instead of bouncing off them.
+
+HubSpot counts requests in a rolling window (100 or 190 per 10 seconds per app, and a lower per-second
+limit on the search endpoints). A token bucket of capacity ``C`` refilled at ``r`` tokens a second lets
+through at most ``C + r * T`` requests in any window of ``T`` seconds, so choosing ``C + r * T = budget``
+guarantees the window is never exceeded, whatever the timing of the calls.
+
+The pacer is an object with one small method, ``acquire(kind)``, plus ``pause(seconds)`` for a server
+that says "wait": a Redis-backed limiter shared by several workers can replace it without touching the
+client (``connectors.hubspot.client.HubSpotClient`` only calls those two).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class RateLimiter(Protocol):
+    """What the client needs from a limiter."""
+
+    def acquire(self, kind: str) -> float:
+        """Block until one request of ``kind`` (``read``, ``write``, ``other`` or ``search``) may go;
+        return the seconds waited."""
+
+    def pause(self, seconds: float) -> None:
+        """Let no request go for ``seconds`` (the server answered 429)."""
+
+
+class TokenBucket:
+    """A token bucket with an injectable clock; ``take()`` returns how long to wait for a token."""
+
+    def __init__(self, capacity: float, rate_per_second: float, clock: Callable[[], float]) -> None:
+        if capacity < 1 or rate_per_second <= 0:
+            raise ValueError("a token bucket needs capacity >= 1 and a positive rate")
+        self.capacity = float(capacity)
+        self.rate = float(rate_per_second)
+        self._clock = clock
+        self._tokens = float(capacity)
+        self._stamp = clock()
+
+    @classmethod
+    def for_window(cls, budget: int, window_seconds: float, clock: Callable[[], float]) -> TokenBucket:
+        """A bucket that never lets more than ``budget`` requests into any window of ``window_seconds``.
+
+        A tenth of the budget may go in a burst; the rest is spread evenly over the window."""
+        budget = max(1, int(budget))
+        capacity = max(1, budget // 10)
+        if budget == capacity:  # a budget of 1: one request per window
+            return cls(1, 1.0 / window_seconds * (1 - 1e-9), clock)
+        return cls(capacity, (budget - capacity) / window_seconds, clock)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        if now > self._stamp:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = max(self._stamp, now)
+
+    def take(self) -> float:
+        """Take a token; return 0 or the seconds until the token is really there (already reserved)."""
+        self._refill()
+        self._tokens -= 1.0
+        if self._tokens >= 0:
+            return 0.0
+        return -self._tokens / self.rate
+
+    def drain(self, until: float) -> None:
+        """No tokens before the clock reads ``until``."""
+        self._refill()
+        wait = until - self._stamp
+        if wait > 0:
+            self._tokens = min(self._tokens, -wait * self.rate)
+
+
+class RequestPacer:
+    """In-process limiter: one bucket for the portal's 10-second window, one more for search."""
+
+    def __init__(
+        self,
+        requests_per_10s: int,
+        search_per_second: int,
+        *,
+        headroom: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.general = TokenBucket.for_window(math.floor(requests_per_10s * (1 - headroom)), 10.0, clock)
+        self.search = TokenBucket.for_window(math.floor(search_per_second * (1 - headroom)) or 1, 1.0, clock)
+        self.waited = 0.0
+
+    def acquire(self, kind: str) -> float:
+        with self._lock:
+            wait = self.general.take()
+            if kind == "search":
+                wait = max(wait, self.search.take())
+        if wait > 0:
+            self.waited += wait
+            self._sleep(wait)
+        return wait
+
+    def pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            until = self._clock() + seconds
+            self.general.drain(until)
+            self.search.drain(until)
