@@ -1,0 +1,107 @@
+"""What every command shares: the config and store, clear errors with exit codes, progress, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from connectors.errors import ConnectorError
+from worker.config import ConnectionConfig, WorkerConfig, load_config
+from worker.settings import get_settings
+from worker.store.db import Store, get_store
+from worker.yamlfile import YamlFileError
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """Global options (``icp-worker --config FILE ...``)."""
+
+    config_path: Path | None = None
+    _config: WorkerConfig | None = field(default=None, repr=False)
+
+    def config(self) -> WorkerConfig:
+        if self._config is None:
+            path = self.config_path or get_settings().icp_worker_config
+            if path is None and Path("icp-worker.yaml").exists():
+                path = Path("icp-worker.yaml")
+            self._config = load_config(path) if path else WorkerConfig()
+        return self._config
+
+    def connection(self, name: str) -> ConnectionConfig:
+        try:
+            return self.config().get(name)
+        except KeyError as exc:
+            raise UserError(str(exc.args[0])) from None
+
+    def store(self) -> Store:
+        return get_store()
+
+
+STATE = State()
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed without a traceback, exit code 2."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn known errors into one clear message and an exit code (2: fix your input; 1: the run failed)."""
+    from worker.icp.spec import IcpValidationError
+    from worker.sync import NoIcpError
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (IcpValidationError, YamlFileError) as exc:
+            err.print("[bold red]error:[/] invalid file", highlight=False)
+            err.print(str(exc), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except (UserError, NoIcpError, LookupError) as exc:
+            fail(str(exc.args[0]) if exc.args else str(exc))
+        except ConnectorError as exc:
+            fail(f"{type(exc).__name__}: {exc}", code=2 if not exc.transient and exc.kind in (
+                "auth", "config", "missing_fields") else 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int], None]]:
+    """A ``progress(phase, n)`` callback drawing one bar per phase on stderr (silent when not a terminal)."""
+    show = enabled and err.is_terminal and not os.environ.get("ICP_WORKER_NO_PROGRESS")
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=not show, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def advance(phase: str, n: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=None)
+            bar.advance(tasks[phase], n)
+
+        yield advance

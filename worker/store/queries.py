@@ -1,0 +1,85 @@
+"""Store reads shared by the sync service and the revision preview."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.reengage import RecordState, account_context
+from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
+
+
+def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, RecordFit]:
+    if not account_ids:
+        return {}
+    rows = session.execute(
+        select(RecordSnapshot.external_id, RecordFit)
+        .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
+        .where(
+            RecordSnapshot.connection_id == conn_id,
+            RecordSnapshot.object_type == "account",
+            RecordSnapshot.external_id.in_(account_ids),
+        )
+    ).all()
+    return {ext: fit for ext, fit in rows}
+
+
+def opportunity_statuses(session: Session, conn_id: int, account_ids: Iterable[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    ids = list(account_ids)
+    if not ids:
+        return out
+    for parent, status in session.execute(
+        select(RecordSnapshot.parent_id, RecordSnapshot.status).where(
+            RecordSnapshot.connection_id == conn_id,
+            RecordSnapshot.object_type == "opportunity",
+            RecordSnapshot.parent_id.in_(ids),
+        )
+    ):
+        out.setdefault(parent, []).append(status or {})
+    return out
+
+
+def flags(session: Session, conn_id: int, object_type: str, ids: Iterable[str]):
+    active: dict[str, ReengageFlag] = {}
+    last_raised: dict[str, datetime] = {}
+    for flag in session.scalars(
+        select(ReengageFlag).where(
+            ReengageFlag.connection_id == conn_id,
+            ReengageFlag.object_type == object_type,
+            ReengageFlag.external_id.in_(list(ids)),
+        )
+    ):
+        raised = aware(flag.raised_at)
+        if flag.state == "active":
+            active[flag.external_id] = flag
+        if flag.external_id not in last_raised or raised > last_raised[flag.external_id]:
+            last_raised[flag.external_id] = raised
+    return active, last_raised
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def record_state(snap: RecordSnapshot, opp_statuses: dict[str, list[dict]]) -> RecordState:
+    status = snap.status or {}
+    has_open = latest_lost = False
+    is_customer = bool(status.get("is_customer"))
+    if snap.object_type == "account":
+        has_open, latest_lost, won = account_context(opp_statuses.get(snap.external_id, []))
+        is_customer = is_customer or won
+    return RecordState(
+        object_type=snap.object_type,
+        status=status,
+        last_activity=snap.last_activity,
+        has_open_pipeline=has_open,
+        latest_opportunity_lost=latest_lost,
+        is_customer=is_customer,
+    )
+
+
