@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,8 @@ from worker.store.models import (
     ReengageFlag,
     SyncRun,
 )
+
+log = structlog.get_logger("worker.sync")
 
 #: Records scored per transaction.
 SCORE_BATCH = 2000
@@ -522,6 +525,8 @@ def run_sync(
         run_id, conn_id = run.id, conn.id
     summary = RunSummary(run_id=run_id, connection=cfg.name, kind=kind, status="running")
     clock = time.perf_counter()
+    bound = log.bind(run_id=run_id, connection=cfg.name, kind=kind)
+    bound.info("run.started", icp_version=version.number if version else None)
 
     def phase(name: str, started: float) -> float:
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
@@ -557,11 +562,14 @@ def run_sync(
     except QuotaExceededError as exc:
         summary.status = "quota_reserved" if exc.reserved else "quota_exceeded"
         summary.error = str(exc)
+        bound.warning("run.quota", status=summary.status, error=summary.error)
     except (ConnectorError, NoIcpError) as exc:
         summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
+        bound.error("run.failed", error=summary.error, transient=getattr(exc, "transient", False))
         raise
     except BaseException as exc:
         summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
+        bound.error("run.failed", error=summary.error)
         raise
     finally:
         timings["total"] = round(time.perf_counter() - clock, 3)
@@ -574,4 +582,6 @@ def run_sync(
             s.execute(update(SyncRun).where(SyncRun.id == run_id).values(
                 status=summary.status, counts=counts, api_calls=summary.api_calls, timings=timings,
                 error=summary.error, finished_at=utcnow()))
+        bound.info("run.finished", status=summary.status, counts=counts, seconds=timings["total"],
+                   api_calls=summary.api_calls.get("calls"))
     return summary
