@@ -1,0 +1,401 @@
+"""The files connector: CRM exports (CSV) in, re-import files (CSV) out.
+
+For teams that cannot (or do not yet want to) connect the worker to the CRM's API: export accounts,
+opportunities and leads as CSV, run the worker, import ``<object>_updates.csv`` (and ``tasks.csv``) back
+with the CRM's import tool (Salesforce Data Loader / Data Import Wizard, HubSpot imports).
+
+* ``pull`` streams a file with ``csv.DictReader`` (never the whole file in memory) in pages of
+  ``page_size`` records. With ``since``, only rows whose modification stamp is at or after it are pulled;
+  rows without a stamp are always pulled (their age is unknown).
+* The cursor: an export is not necessarily sorted by modification stamp (Data Export sorts by Id), so a
+  page's "max stamp seen so far" could skip older rows further down the file if a run stopped halfway.
+  Every page but the last therefore carries the cursor it started from (``since``: no progress), and the
+  last page carries the highest stamp of the whole pull. Re-reading a local file after a failed run is cheap.
+* ``write`` appends one row per update to ``<out>/<object>_updates.csv``; the latest row per id wins when
+  the file is re-imported. ``create_tasks`` appends to ``<out>/tasks.csv``, idempotent by task key.
+* Every written cell is escaped against formula injection (see ``cells.escape_formula``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import weakref
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.base import (
+    OBJECT_TYPES,
+    OWNED_FIELDS,
+    STATUS_KEYS,
+    ApiUsage,
+    CrmRecord,
+    FitUpdate,
+    FollowUpTask,
+    ObjectType,
+    Page,
+    TaskResult,
+    WriteResult,
+)
+from connectors.errors import ConfigError, PermanentError
+from connectors.files.cells import (
+    escape_formula,
+    format_cell,
+    normalize_stamp,
+    parse_amount,
+    parse_day,
+    parse_flag,
+)
+from connectors.files.config import FilesConfig
+
+#: Columns of ``tasks.csv``.
+TASK_COLUMNS = ("key", "object_type", "record_id", "owner_id", "subject", "description", "due_date")
+#: Warnings kept on the connector; later ones are counted in ``warnings_dropped``.
+MAX_WARNINGS = 1000
+
+_FLAG_KEYS = frozenset({"is_converted", "is_closed", "is_won", "is_customer"})
+_STATUS_KEYS = frozenset(STATUS_KEYS)
+_NOT_RAW = _STATUS_KEYS | {"id", "name", "owner_id", "last_activity", "modstamp"}
+
+
+class FilesConnector:
+    """A ``connectors.base.Connector`` over CSV exports and re-import files."""
+
+    crm = "files"
+    write_batch_size = 10_000
+
+    def __init__(self, config: FilesConfig) -> None:
+        self.config = config
+        #: Problems that skipped or blanked data (file and line), for the run record.
+        self.warnings: list[str] = []
+        self.warnings_dropped = 0
+        self._usage = ApiUsage()
+        self._task_keys: set[str] | None = None
+        self._open_pulls: weakref.WeakSet[Generator[Page, None, None]] = weakref.WeakSet()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FilesConnector:
+        """Build from a connection's ``options`` mapping; a bad option raises ``ConfigError``."""
+        try:
+            return cls(FilesConfig.model_validate(dict(config)))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or 'options'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"files connector options: {problems}") from None
+
+    # ----------------------------------------------------------------------------------------- fields
+
+    def check_fields(self, object_types: Sequence[ObjectType]) -> list[str]:
+        """An export and its re-import have no schema to check: always empty."""
+        return []
+
+    def install_fields(self, object_types: Sequence[ObjectType]) -> list[str]:
+        """Nothing to install: the owned fields must exist in the CRM the files are imported into."""
+        return []
+
+    # ----------------------------------------------------------------------------------------- pull
+
+    def pull(self, object_type: ObjectType, since: str | None) -> Iterator[Page]:
+        """Pages of records from the export of ``object_type`` (see the module notes on the cursor)."""
+        _check_object_type(object_type)
+        path = self.config.file_for(object_type)
+        if not path.is_file():
+            raise ConfigError(f"{object_type} export not found: {path} (set files.{object_type} or path)")
+        start = None
+        if since:
+            start = normalize_stamp(since) or since
+        pages = self._pages(object_type, path, start)
+        self._open_pulls.add(pages)
+        return pages
+
+    def _pages(self, object_type: ObjectType, path: Path, since: str | None) -> Generator[Page, None, None]:
+        cfg = self.config
+        name = path.name
+        try:
+            with open(path, newline="", encoding=cfg.encoding) as handle:
+                reader = csv.DictReader(handle, delimiter=cfg.delimiter)
+                try:
+                    header = reader.fieldnames or []
+                except (UnicodeDecodeError, csv.Error) as exc:
+                    raise _unreadable(path, 1, exc) from None
+                plan = _Plan(object_type, name, cfg.columns_for(object_type), header)
+                records: list[CrmRecord] = []
+                highest: str | None = None
+                line = reader.line_num + 1
+                rows = iter(reader)
+                while True:
+                    try:
+                        row = next(rows)
+                    except StopIteration:
+                        break
+                    except (UnicodeDecodeError, csv.Error) as exc:
+                        raise _unreadable(path, line, exc) from None
+                    first_line, line = line, reader.line_num + 1
+                    record = plan.record(row, first_line, self._warn)
+                    if record is None:
+                        continue
+                    stamp = record.modstamp
+                    if stamp:
+                        if since is not None and stamp < since:
+                            continue
+                        if highest is None or stamp > highest:
+                            highest = stamp
+                    if len(records) >= cfg.page_size:
+                        self._usage.count("read")
+                        yield Page(records=records, cursor=since)
+                        records = []
+                    records.append(record)
+                if records:
+                    self._usage.count("read")
+                    yield Page(records=records, cursor=highest or since)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def _warn(self, message: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+        else:
+            self.warnings_dropped += 1
+
+    # ----------------------------------------------------------------------------------------- write
+
+    def write(self, object_type: ObjectType, updates: Sequence[FitUpdate]) -> list[WriteResult]:
+        """Append one row per valid update to ``<out>/<object_type>_updates.csv``; one result per update."""
+        _check_object_type(object_type)
+        if not updates:
+            return []
+        cfg = self.config
+        owned = set(OWNED_FIELDS)
+        header = [cfg.id_column, *(cfg.field_names[name] for name in OWNED_FIELDS)]
+        results: list[WriteResult] = []
+        rows: list[list[str]] = []
+        for update in updates:
+            external_id = (update.external_id or "").strip()
+            unknown = sorted(str(key) for key in update.fields if key not in owned)
+            if not external_id:
+                results.append(
+                    WriteResult(update.external_id, False, "MISSING_ID", "the update has no record id")
+                )
+            elif unknown:
+                message = f"not an owned field: {', '.join(unknown)}"
+                results.append(WriteResult(external_id, False, "UNKNOWN_FIELD", message))
+            else:
+                row = [external_id]
+                for name in OWNED_FIELDS:
+                    row.append(
+                        format_cell(update.fields[name], cfg.null_value) if name in update.fields else ""
+                    )
+                rows.append([escape_formula(cell) for cell in row])
+                results.append(WriteResult(external_id, True))
+        if rows:
+            self._append(cfg.out / f"{object_type}_updates.csv", header, rows)
+        self._usage.count("write")
+        return results
+
+    def _append(self, path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """Append rows (cells already escaped), writing the header first into a new or empty file."""
+        enc = self.config.out_encoding
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not path.exists() or path.stat().st_size == 0
+            if not fresh:
+                existing = _read_header(path, enc)
+                if existing != list(header):
+                    raise ConfigError(
+                        f"{path} has columns {existing} but this connection writes {list(header)}: "
+                        "import and move the old file, or restore the previous field names"
+                    )
+            with open(path, "a", newline="", encoding=enc) as handle:
+                writer = csv.writer(handle, lineterminator="\r\n")
+                if fresh:
+                    writer.writerow(header)
+                writer.writerows(rows)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except PermissionError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise PermanentError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    # ----------------------------------------------------------------------------------------- tasks
+
+    def create_tasks(self, tasks: Sequence[FollowUpTask]) -> list[TaskResult]:
+        """Append new tasks to ``<out>/tasks.csv``; a key already in the file (or in this call) is not
+        written again and comes back with ``existed=True``."""
+        if not tasks:
+            return []
+        path = self.config.out / "tasks.csv"
+        known = self._known_task_keys(path)
+        results: list[TaskResult] = []
+        rows: list[list[str]] = []
+        fresh: set[str] = set()
+        for task in tasks:
+            stored = escape_formula(task.key)
+            if not task.key:
+                results.append(TaskResult(task.key, False, error="the task has no key"))
+                continue
+            if stored in known or stored in fresh:
+                results.append(TaskResult(task.key, True, task_id=task.key, existed=True))
+                continue
+            fresh.add(stored)
+            cells = [task.key, task.object_type, task.external_id, task.owner_id or "", task.subject,
+                     task.description, task.due_date.isoformat()]  # fmt: skip
+            rows.append([escape_formula(cell) for cell in cells])
+            results.append(TaskResult(task.key, True, task_id=task.key))
+        if rows:
+            self._append(path, TASK_COLUMNS, rows)
+            known.update(fresh)
+        self._usage.count("other")
+        return results
+
+    def _known_task_keys(self, path: Path) -> set[str]:
+        """Keys already in tasks.csv, read once per connector (as stored, i.e. escaped)."""
+        if self._task_keys is None:
+            keys: set[str] = set()
+            enc = self.config.out_encoding
+            try:
+                if path.exists() and path.stat().st_size > 0:
+                    with open(path, newline="", encoding=enc) as handle:
+                        reader = csv.reader(handle)
+                        header = next(reader, [])
+                        if header != list(TASK_COLUMNS):
+                            raise ConfigError(f"{path} has columns {header}, expected {list(TASK_COLUMNS)}")
+                        keys.update(row[0] for row in reader if row)
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                raise ConfigError(f"cannot read {path}: {exc}") from None
+            self._task_keys = keys
+        return self._task_keys
+
+    # ----------------------------------------------------------------------------------------- misc
+
+    def usage(self) -> ApiUsage:
+        return self._usage
+
+    def close(self) -> None:
+        """Close the files of pulls still in progress."""
+        for pages in list(self._open_pulls):
+            pages.close()
+        self._open_pulls.clear()
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+class _Plan:
+    """How one export's columns become a CrmRecord, worked out once from its header."""
+
+    def __init__(
+        self, object_type: ObjectType, file_name: str, columns: Mapping[str, str], header: Sequence[str]
+    ):
+        self.object_type = object_type
+        self.file_name = file_name
+        present = {column.lstrip("\ufeff").strip(): column for column in header if column is not None}
+        by_name: dict[str, list[str]] = {}
+        for column, name in columns.items():
+            if column in present:
+                by_name.setdefault(name, []).append(present[column])
+        id_columns = [column for column, name in columns.items() if name == "id"]
+        if "id" not in by_name:
+            wanted = " or ".join(repr(column) for column in id_columns)
+            raise ConfigError(
+                f"{file_name}: no id column {wanted} in the header (columns: {list(present)[:20]})"
+            )
+        self.by_name = by_name
+        self.status = [(name, cols) for name, cols in by_name.items() if name in _STATUS_KEYS]
+        self.raw = [(name, cols) for name, cols in by_name.items() if name not in _NOT_RAW]
+        self.id = by_name["id"]
+        self.name = by_name.get("name")
+        self.owner = by_name.get("owner_id")
+        self.activity = by_name.get("last_activity")
+        self.stamp = by_name.get("modstamp")
+        self.account_type = by_name.get("account_type") if object_type == "account" else None
+
+    def record(self, row: Mapping[str, Any], line: int, warn: Any) -> CrmRecord | None:
+        external_id = _first(row, self.id).strip()
+        where = f"{self.file_name} line {line}"
+        if not external_id:
+            warn(f"{where}: empty id, row skipped")
+            return None
+        raw = {name: _first(row, cols) for name, cols in self.raw}
+        status: dict[str, Any] = {}
+        for name, cols in self.status:
+            text = _first(row, cols)
+            if not text.strip():
+                continue
+            value: Any
+            if name in _FLAG_KEYS:
+                value = parse_flag(text)
+            elif name == "amount":
+                value = parse_amount(text)
+            elif name == "close_date":
+                day = parse_day(text)
+                value = None if day is None else day.isoformat()
+            else:
+                value = text.strip()
+            if value is None:
+                warn(f"{where}: {name} {text[:40]!r} unreadable, left unknown")
+            else:
+                status[name] = value
+        if self.account_type and "is_customer" not in status:
+            kind = _first(row, self.account_type).strip().casefold()
+            if kind.startswith("customer"):
+                status["is_customer"] = True
+        modstamp = ""
+        if self.stamp:
+            text = _first(row, self.stamp)
+            if text.strip():
+                modstamp = normalize_stamp(text) or ""
+                if not modstamp:
+                    warn(f"{where}: modification stamp {text[:40]!r} unreadable, row always pulled")
+        last_activity = None
+        if self.activity:
+            text = _first(row, self.activity)
+            if text.strip():
+                last_activity = parse_day(text)
+                if last_activity is None:
+                    warn(f"{where}: last activity {text[:40]!r} unreadable, left unknown")
+        name = _first(row, self.name).strip() if self.name else ""
+        owner = _first(row, self.owner).strip() if self.owner else ""
+        return CrmRecord(
+            object_type=self.object_type,
+            external_id=external_id,
+            raw=raw,
+            status=status,
+            name=name or None,
+            owner_id=owner or None,
+            last_activity=last_activity,
+            modstamp=modstamp,
+        )
+
+
+def _first(row: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """The first non-blank value among columns mapped to one name ("" when all are blank)."""
+    for column in columns:
+        value = row.get(column)
+        if value is not None and value.strip():
+            return value
+    value = row.get(columns[0])
+    return "" if value is None else value
+
+
+def _check_object_type(object_type: str) -> None:
+    if object_type not in OBJECT_TYPES:
+        raise ConfigError(f"unknown object type {object_type!r} (expected one of {', '.join(OBJECT_TYPES)})")
+
+
+def _unreadable(path: Path, line: int, exc: Exception) -> ConfigError:
+    if isinstance(exc, UnicodeDecodeError):  # decoded in blocks: the line is not known
+        return ConfigError(
+            f"{path}: not {exc.encoding} text; set the connector's encoding option (e.g. cp1252)"
+        )
+    return ConfigError(f"{path} line {line}: {exc}")
+
+
+def _read_header(path: Path, encoding: str) -> list[str]:
+    with open(path, newline="", encoding=encoding) as handle:
+        return next(csv.reader(handle), [])
