@@ -30,7 +30,7 @@ from typing import Any
 import urllib3
 from hubspot import Client as SdkClient
 from tenacity import RetryCallState, Retrying, retry_if_exception
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 from urllib3.util.retry import Retry
 
 from connectors.base import ApiUsage
@@ -382,7 +382,7 @@ class HubSpotClient:
                 return transient_failures < self.options.max_attempts
             return False
 
-        backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+        backoff = wait_exponential(multiplier=0.5, max=30.0) + wait_random(0, 0.5)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

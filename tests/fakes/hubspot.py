@@ -402,7 +402,9 @@ class FakeHubSpot:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hubspot", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-hubspot", daemon=True
+        )
         self._thread.start()
         return self
 
