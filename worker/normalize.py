@@ -369,6 +369,9 @@ _UNIT_WORDS = re.compile(r"\s*(?:employees?|emps?|people|persons|staff|ftes?|hea
 _SINGLE = re.compile(r"(?P<num>\d[\d,.' _]*|\.\d+)\s*(?P<suffix>[a-z]+)?")
 _RANGE = re.compile(r"(?P<low>[^-].*?)\s*(?:-|\bto\b)\s*(?P<high>[^-\s].*)")
 _GROUPED_COMMA = re.compile(r"\d{1,3}(?:,\d{3})+")
+_MAX_NUMBER_TEXT = 80
+_SIMPLE_MESSY = re.compile(r"[$€£]?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)([kKmMbB]?)")
+_SIMPLE_MULTIPLIERS = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "b": 1e9, "B": 1e9}
 _GROUPED_DOT = re.compile(r"\d{1,3}(?:\.\d{3})+")
 
 
@@ -423,12 +426,23 @@ def _number_from_text(s: str) -> float:
     try:
         x = float(s)
     except ValueError:
-        return _parse_messy_number(s)
+        # fast path for the commonest messy shapes, "1,200" and "$5.2m"
+        match = _SIMPLE_MESSY.fullmatch(s)
+        if match is None:
+            return _parse_messy_number(s)
+        digits, suffix = match.group(1, 2)
+        x = float(digits.replace(",", ""))
+        if suffix:
+            x *= _SIMPLE_MULTIPLIERS[suffix]
+            if not x.is_integer():  # "1.1M": exact decimal arithmetic avoids 1100000.0000000002
+                return _parse_messy_number(s)
     return _finite(x, s)
 
 
 @lru_cache(maxsize=16384)  # messy values repeat ("1.2M", "10-50"); only successes are cached
 def _parse_messy_number(s: str) -> float:
+    if len(s) > _MAX_NUMBER_TEXT:  # no number is written that long; keeps the regular expressions cheap
+        raise ValueError(f"not a number: {_short(s)!r}")
     t = s.translate(_DASHES).casefold().strip()
     t = _UNIT_WORDS.sub("", t)
     for prefix in ("approximately", "approx.", "approx", "about", "circa", "ca.", "~"):

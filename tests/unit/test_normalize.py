@@ -301,6 +301,11 @@ def test_region_table_covers_every_pycountry_country():
         (".5", 0.5),
         ("+7", 7),
         ("1_000", 1000),
+        ("$1,200.50", 1200.5),
+        ("1,200.5k", 1_200_500),
+        ("$5.2m", 5_200_000),
+        ("0.0015k", 1.5),
+        ("45,678,901", 45_678_901),
     ],
 )
 def test_parse_number(value, expected):
@@ -341,6 +346,15 @@ def test_parse_number(value, expected):
 def test_parse_number_rejects(value):
     with pytest.raises(ValueError):
         parse_number(value)
+
+
+def test_parse_number_pathological_text_is_quick():
+    start = time.perf_counter()
+    for text in ("1-" * 50_000, "1 " * 50_000 + "x", "-" * 100_000 + "1"):
+        with pytest.raises(ValueError):
+            parse_number(text)
+        normalize_record({"employees": text, "country": text, "x": text}, NormalizeConfig())
+    assert time.perf_counter() - start < 1
 
 
 def test_parse_number_error_message_is_short():
