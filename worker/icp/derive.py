@@ -77,7 +77,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     denom = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if successes <= 0 else max(0.0, centre - half)
+    hi = 1.0 if successes >= n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def ratio_interval(a: int, n1: int, b: int, n2: int, z: float = 1.959964) -> tuple[float, float, float]:
@@ -565,6 +567,9 @@ def derive(
                     f"Attribute {attr!r} has {len(support)} distinct values on {len(present)} accounts "
                     "(an identifier?): not analysed."
                 )
+                continue
+            if len(support) == 1:
+                warnings.append(f"Attribute {attr!r} has a single value: not analysed.")
                 continue
             ordered = sorted(support, key=lambda k: (-support[k], str(k)))
             for i, k in enumerate(ordered):

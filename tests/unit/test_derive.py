@@ -1,0 +1,269 @@
+"""derive: best customers, evidence with intervals, and the draft ICP (pure, on synthetic histories)."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date, timedelta
+from functools import cache
+
+import pytest
+
+from worker.icp.derive import (
+    NoReliablePatternError,
+    derive,
+    draft_icp_yaml,
+    enrichment_p,
+    nice_edges,
+    nice_number,
+    ratio_interval,
+    wilson_interval,
+    z_for,
+)
+from worker.icp.outcomes import AccountOutcome, Deal, synthetic_history
+from worker.icp.spec import parse_icp
+
+SPLIT = date(2023, 7, 1)
+
+
+@cache
+def planted() -> list[AccountOutcome]:
+    return synthetic_history(2000, seed=4, planted=True)
+
+
+@cache
+def flat() -> list[AccountOutcome]:
+    return synthetic_history(2000, seed=1, planted=False)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+
+def test_wilson_interval_matches_known_values():
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_ratio_interval_holds_the_ratio_and_widens_with_fewer_accounts():
+    ratio, lo, hi = ratio_interval(30, 100, 150, 1000)
+    assert ratio == pytest.approx(2.0) and lo < 2.0 < hi and lo > 1.0
+    _, lo_small, hi_small = ratio_interval(3, 10, 150, 1000)
+    assert lo_small < lo and hi_small > hi and lo_small < 1.0  # same lift, five times fewer accounts
+    assert ratio_interval(0, 10, 5, 100)[:2] == (0.0, 0.0)
+    assert math.isinf(ratio_interval(3, 10, 0, 100)[0])
+    assert math.isnan(ratio_interval(1, 0, 1, 10)[0])
+
+
+def test_enrichment_p_is_the_hypergeometric_upper_tail():
+    def brute(k, n, hits, total):
+        return sum(
+            math.comb(hits, x) * math.comb(total - hits, n - x) for x in range(k, min(hits, n) + 1)
+        ) / math.comb(total, n)
+
+    for k, n, hits, total in [(5, 10, 20, 100), (8, 10, 20, 100), (3, 3, 3, 50), (12, 40, 100, 400)]:
+        assert enrichment_p(k, n, hits, total) == pytest.approx(brute(k, n, hits, total), rel=1e-9)
+    assert enrichment_p(1, 10, 10, 100) == 1.0  # at or below the expected count
+
+
+def test_simultaneous_intervals_are_wider_than_single_ones():
+    assert z_for(0.95) == pytest.approx(1.96, abs=1e-3)
+    assert z_for(0.95, 40) > 3.0
+
+
+def test_band_edges_are_human_numbers():
+    rng = random.Random(3)
+    employees = [max(1, round(math.exp(rng.gauss(math.log(200), 1.3)))) for _ in range(3000)]
+    edges = nice_edges(employees)
+    assert len(edges) == 3 and edges == sorted(edges)
+    for e in edges:
+        assert e == nice_number(e, 0)  # unchanged
+        mantissa = e / 10 ** math.floor(math.log10(e))
+        assert mantissa in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 7.5, 8, 9), edges
+    years = [rng.randint(1960, 2020) for _ in range(2000)]
+    assert all(y % 5 == 0 for y in nice_edges(years))
+    assert nice_edges([7, 7, 7]) == []
+
+
+# ------------------------------------------------------------------------------------------ best customers
+
+
+def _account(aid: str, deals: list[tuple[bool, float, date]], **attributes) -> AccountOutcome:
+    return AccountOutcome(
+        account_id=aid,
+        attributes=attributes or {"industry": "X"},
+        deals=tuple(Deal(f"{aid}-{i}", won, amount, day) for i, (won, amount, day) in enumerate(deals)),
+    )
+
+
+def test_best_customers_follow_the_measure():
+    history = [
+        _account("big", [(True, 100_000, date(2024, 1, 1))]),
+        _account("many", [(True, 10_000, date(2024, 2, 1))] * 3),
+        _account("old", [(True, 5_000, date(2020, 1, 1))]),
+        _account("lost", [(False, 50_000, date(2024, 1, 1))]),
+        _account("none", []),
+    ]
+    best = {
+        m: derive(history, measure=m, top=0.34).best_account_ids for m in ("won_amount", "wins", "tenure")
+    }
+    assert best == {"won_amount": ("big",), "wins": ("many",), "tenure": ("old",)}
+    report = derive(history)
+    assert (report.accounts, report.won_accounts, report.lost_only_accounts) == (5, 3, 1)
+    with pytest.raises(ValueError, match="measure"):
+        derive(history, measure="happiness")
+    with pytest.raises(ValueError, match="top"):
+        derive(history, top=1.5)
+
+
+def test_split_date_keeps_only_earlier_deals():
+    history = planted()
+    before = sum(1 for a in history for d in a.deals if d.close_date < SPLIT)
+    report = derive(history, split_date=SPLIT)
+    assert report.closed_deals == before < sum(len(a.deals) for a in history)
+    assert report.split_date == SPLIT
+
+
+# ----------------------------------------------------------------------------------------- planted pattern
+
+
+def test_planted_pattern_is_recovered_with_evidence():
+    report = derive(planted(), split_date=SPLIT)
+    assert report.reliable
+    by_attr = {c.attribute: c for c in report.criteria}
+    assert {"industry", "employees"} <= set(by_attr)
+    assert {"country", "region"} & set(by_attr)
+    # Country and region say the same thing: one criterion stands for both.
+    assert not {"country", "region"} <= set(by_attr)
+
+    industry = {pc.cell.label: pc for pc in by_attr["industry"].credits}
+    assert industry["Computer Software"].credit == 1.0 and industry["Computer Software"].basis == "reliable"
+    software = industry["Computer Software"].cell
+    assert software.lift_lo > 1.0 and software.best >= report.min_support and software.p_value < 1e-6
+
+    top_band = max(by_attr["employees"].credits, key=lambda pc: pc.credit)
+    assert top_band.credit == 1.0 and top_band.cell.band_max is None and 300 <= top_band.cell.band_min <= 700
+
+    location = by_attr.get("region") or by_attr["country"]
+    assert any(pc.cell.label in ("North America", "US") for pc in location.credits)
+
+    # Noise attributes stay out.
+    assert not {"founded_year", "tech_stack"} & set(by_attr)
+    assert sum(c.weight for c in report.criteria) == pytest.approx(100, abs=2)
+    # Education almost never wins: a suggested disqualifier.
+    assert [(d.cell.attribute, d.cell.label) for d in report.disqualifiers] == [("industry", "Education")]
+
+
+def test_draft_parses_and_carries_the_evidence():
+    report = derive(planted(), split_date=SPLIT, source="connection acme")
+    text = draft_icp_yaml(report)
+    spec = parse_icp(text, "draft.yaml")
+    assert {c.attribute for c in spec.criteria} == {c.attribute for c in report.criteria}
+    assert spec.tiers == (("best", 80), ("good", 60)) and spec.min_coverage == 0.5
+    industry = next(c for c in spec.criteria if c.attribute == "industry")
+    assert industry.type == "categorical" and industry.values["computer software"] == 1.0
+    employees = next(c for c in spec.criteria if c.attribute == "employees")
+    assert employees.type == "bands" and max(b.credit for b in employees.bands) == 1.0
+    assert [d.values for d in spec.disqualifiers] == [frozenset({"education"})]
+    assert text.startswith("# DRAFT ICP")
+    assert "connection acme" in text
+    assert "lift" in text and "best " in text and "vs all " in text
+    assert "Computer Software" in text.split("key: industry")[1]
+
+
+def test_partial_credit_goes_to_the_band_next_to_the_best_one():
+    rng = random.Random(11)
+    history = []
+    for i in range(1500):
+        employees = rng.choice([20, 80, 150, 300, 700, 900, 2000, 5000])
+        p = 0.7 if employees >= 700 else 0.35 if employees >= 300 else 0.05
+        deals = [(rng.random() < p, 10_000.0, date(2023, 1, 1)) for _ in range(2)]
+        history.append(_account(f"A{i}", deals, employees=employees))
+    report = derive(history, top=0.5)
+    (criterion,) = report.criteria
+    credits = {(pc.cell.band_min, pc.cell.band_max): pc for pc in criterion.credits}
+    top = max(credits.values(), key=lambda pc: pc.credit)
+    assert top.credit == 1.0
+    lower = [pc for pc in credits.values() if pc is not top]
+    assert lower and all(0 < pc.credit < 1 for pc in lower)
+    assert all(pc.cell.band_max is not None for pc in lower)
+    parse_icp(draft_icp_yaml(report), "draft.yaml")
+
+
+def test_set_and_boolean_attributes_become_contains_any_and_boolean_criteria():
+    rng = random.Random(5)
+    history = []
+    for i in range(1500):
+        stack = sorted(t for t in ("Okta", "Slack", "AWS") if rng.random() < 0.4)
+        public = rng.random() < 0.3
+        p = 0.05 + 0.5 * ("Okta" in stack) + 0.3 * public
+        deals = [(rng.random() < p, 10_000.0, date(2023, 1, 1))]
+        history.append(_account(f"A{i}", deals, tech_stack=stack, is_public=public, industry="Same"))
+    report = derive(history, top=0.5)
+    by_attr = {c.attribute: c for c in report.criteria}
+    assert set(by_attr) == {"tech_stack", "is_public"}
+    assert [pc.cell.label for pc in by_attr["tech_stack"].credits if pc.basis == "reliable"] == ["Okta"]
+    spec = parse_icp(draft_icp_yaml(report), "draft.yaml")
+    types = {c.attribute: c for c in spec.criteria}
+    assert types["tech_stack"].type == "contains_any" and "okta" in types["tech_stack"].values
+    assert types["is_public"].type == "boolean" and types["is_public"].expected is True
+    # "industry" has a single value: nothing to learn, reported as such.
+    assert any("industry" in w for w in report.warnings)
+
+
+# --------------------------------------------------------------------------------------------- no pattern
+
+
+def test_no_pattern_gives_no_confident_claim_and_no_draft():
+    report = derive(flat())
+    assert not report.reliable and report.criteria == () and report.disqualifiers == ()
+    cells = [c for ev in report.attributes for c in ev.cells]
+    assert len(cells) >= 30
+    assert all(c.lift_lo <= 1.0 <= c.lift_hi for c in cells)  # every interval includes "no effect"
+    assert report.warnings[0].startswith("No reliable pattern")
+    assert "No reliable pattern" in report.render_text()
+    with pytest.raises(NoReliablePatternError, match="no reliable pattern"):
+        draft_icp_yaml(report)
+
+
+def test_a_pattern_in_five_accounts_is_not_a_law():
+    # Five customers, all of them in Biotech (a tenth of the accounts): striking, but five accounts.
+    history = [_account(f"W{i}", [(True, 1000.0, date(2024, 1, 1))], industry="Biotech") for i in range(5)]
+    history += [_account(f"B{i}", [(False, 1000.0, date(2024, 1, 1))], industry="Biotech") for i in range(5)]
+    history += [
+        _account(f"L{i}", [(False, 1000.0, date(2024, 1, 1))], industry=f"I{i % 3}") for i in range(90)
+    ]
+    report = derive(history, top=1.0)
+    biotech = next(c for ev in report.attributes for c in ev.cells if c.label == "Biotech")
+    assert biotech.best == 5 and biotech.lift == pytest.approx(10.0)
+    assert not biotech.reliable and not report.reliable
+    assert any("Only 5 best customers" in w for w in report.warnings)
+
+
+def test_empty_history_says_so():
+    report = derive([])
+    assert not report.reliable
+    assert any("empty" in w for w in report.warnings)
+    report = derive([_account("a", [(False, 1.0, date(2024, 1, 1))])])
+    assert any("No account has a won deal" in w for w in report.warnings)
+
+
+def test_identifier_like_attributes_are_not_analysed():
+    history = [
+        _account(
+            f"A{i}", [(i % 2 == 0, 1.0, date(2024, 1, 1) + timedelta(days=i))], vat=f"V{i}", industry="X"
+        )
+        for i in range(200)
+    ]
+    report = derive(history)
+    assert "vat" not in {ev.attribute for ev in report.attributes}
+    assert any("'vat'" in w and "identifier" in w for w in report.warnings)
+
+
+def test_report_json_is_plain_data():
+    import json
+
+    data = json.loads(derive(planted(), split_date=SPLIT).to_json())
+    assert data["reliable"] is True and data["split_date"] == SPLIT.isoformat()
+    assert {c["attribute"] for c in data["criteria"]} >= {"industry", "employees"}
