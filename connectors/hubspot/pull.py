@@ -8,7 +8,8 @@
   sorted ascending, 200 a page; each page's cursor is its last record's stamp. Search stops at 10,000
   results per query (paging further is a 400), so before the cap the window restarts from the last
   stamp seen, skipping the records already handed out at that stamp. If 10,000 records share one
-  stamp (a bulk import), that stamp is walked by ``hs_object_id`` instead.
+  stamp (a bulk import), that stamp is walked again by ``hs_object_id`` (HubSpot does not promise an
+  order among equal stamps, so the first 10,000 are re-read once and skipped: about 50 extra calls).
 
 Deals get their company from the v4 associations batch read (one request per page) and their
 closed/won state from the pipelines' stage metadata (read once per pull).
@@ -206,24 +207,18 @@ class Puller:
         self, mapping: ObjectMapping, stages: dict[str, StageInfo] | None, stamp: int, seen: set[str]
     ) -> Iterator[Page]:
         cursor = ms_to_modstamp(stamp)
-        last_id = 0
+        above = 0  # the window's lower id bound; moves only when the window restarts
         while True:
             after = 0
+            highest = above
             while True:
-                body = self._search(
-                    mapping,
-                    [
-                        [
-                            {"propertyName": MODSTAMP, "operator": "EQ", "value": str(stamp)},
-                            {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
-                        ]
-                    ],
-                    "hs_object_id",
-                    after,
-                )
+                filters = [
+                    {"propertyName": MODSTAMP, "operator": "EQ", "value": str(stamp)},
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": str(above)},
+                ]
+                body = self._search(mapping, [filters], "hs_object_id", after)
                 results = body.get("results") or []
-                if results:
-                    last_id = max(last_id, *(int(o["id"]) for o in results))
+                highest = max([highest, *(int(o["id"]) for o in results)])
                 fresh = [o for o in results if str(o["id"]) not in seen]
                 if fresh:
                     yield Page(self._records(mapping, fresh, stages), cursor)
@@ -232,5 +227,6 @@ class Puller:
                     return
                 if nxt >= SEARCH_CAP:
                     self.search_restarts += 1
+                    above = highest
                     break
                 after = nxt
