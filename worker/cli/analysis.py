@@ -125,7 +125,7 @@ def derive_command(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"draft ICP written to {output} ({len(report.criteria)} criteria, "
-                   f"{len(report.disqualifiers)} suggested disqualifiers); review it, then "
+                   f"{len(report.disqualifiers)} suggested disqualifier(s)); review it, then "
                    f"`icp-worker icp backtest {output} --connection {connection}`", err=to_err)  # fmt: skip
     if split is not None:
         from worker.icp.spec import parse_icp

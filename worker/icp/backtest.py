@@ -236,7 +236,7 @@ def backtest(
         warnings.append(f"No deal falls in tier(s) {', '.join(empty)}.")
     few_deciles = sum(1 for c in calibration if 0 < c.deals < min_deals)
     if few_deciles and deals >= min_deals:
-        warnings.append(f"{few_deciles} of the score deciles hold fewer than {min_deals} deals (marked *).")
+        warnings.append(f"Score deciles with fewer than {min_deals} deals (marked *): {few_deciles}.")
     insufficient = tier_counts.get(INSUFFICIENT_DATA, [0, 0])[0]
     if deals and insufficient / deals > 0.2:
         warnings.append(

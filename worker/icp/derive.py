@@ -146,6 +146,10 @@ def _fmt_pct(p: float | None) -> str:
     return "-" if p is None or math.isnan(p) else f"{100 * p:.0f}%"
 
 
+def _fmt_p(p: float) -> str:
+    return "1" if p >= 1 else f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
 def _fmt_ratio(r: float | None) -> str:
     if r is None or math.isnan(r):
         return "-"
@@ -816,15 +820,21 @@ def render_derive_text(report: DeriveReport, *, all_cells: bool = False) -> str:
         f"{r.best_accounts:,} accounts"
         + (f" (cut-off {fmt_num(r.best_threshold)})" if r.best_threshold is not None else "")
     )
+    alpha = (1 - r.confidence) / max(1, r.tests) / 2
     lines.append(
         f"  lift = share among best / share among all accounts; intervals are simultaneous "
-        f"{r.confidence:.0%} over {r.tests} values (z = {r.z:.2f}); reliable = interval above 1 and "
-        f">= {r.min_support} best customers"
+        f"{r.confidence:.0%} over {r.tests} values (z = {r.z:.2f})"
+    )
+    lines.append(
+        f"  p = exact test of over-representation among best customers; reliable = interval above 1, "
+        f"p <= {alpha:.1g} and >= {r.min_support} best customers"
     )
     for w in r.warnings:
         lines.append(f"WARNING: {w}")
     lines.append("")
-    header = f"  {'value':<26} {'best':>12} {'all':>13} {'lost-only':>12} {'lift':>6}  {'interval':<15}"
+    header = (
+        f"  {'value':<26} {'best':>12} {'all':>13} {'lost-only':>12} {'lift':>6}  {'interval':<14} {'p':>8}"
+    )
     for ev in r.attributes:
         lines.append(
             f"{ev.attribute} ({ev.kind}; data on {ev.all_n:,} accounts, {ev.best_n:,} best, "
@@ -840,7 +850,8 @@ def render_derive_text(report: DeriveReport, *, all_cells: bool = False) -> str:
             lines.append(
                 f"  {c.label[:26]:<26} {f'{c.best} ({_fmt_pct(c.p_best)})':>12} "
                 f"{f'{c.all} ({_fmt_pct(c.p_all)})':>13} {f'{c.lost} ({_fmt_pct(c.p_lost)})':>12} "
-                f"{_fmt_ratio(c.lift):>6}  [{_fmt_ratio(c.lift_lo)}, {_fmt_ratio(c.lift_hi)}]{mark}"
+                f"{_fmt_ratio(c.lift):>6}  {f'[{_fmt_ratio(c.lift_lo)}, {_fmt_ratio(c.lift_hi)}]':<14} "
+                f"{_fmt_p(c.p_value):>8}{mark}"
             )
         if ev.rare_values:
             lines.append(

@@ -221,8 +221,10 @@ def load_history(session: Session, connection_id: int) -> list[AccountOutcome]:
     orphans = sum(len(v) for v in deals_by_account.values())
     if orphans or no_account:
         log.warning(
-            "%d closed opportunities have no account in the store (%d name none) and are left out",
+            "%d closed opportunities left out of the history: %d name an account that is not in the store, "
+            "%d name no account",
             orphans + no_account,
+            orphans,
             no_account,
         )
     log.debug("history: %d accounts, %d open opportunities skipped", len(accounts), open_count)
