@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
@@ -135,6 +136,9 @@ def test_reasons_json():
         ((9, 1), (0.15, 0.2), 16),  # 15.5
         ((0.7, 0.7), (0.85, 0.1), 48),  # 47.5
         ((1, 1), (0.45, 0.8), 63),  # 62.5, where round() would give 62
+        ((0.3, 0.3, 3), (0.67, 0.67, 1.0), 95),  # Σ of the (6-decimal) points is 94.499999; exactly 94.5
+        ((0.7, 1, 0.1), (0.7, 0.33, 0.35), 48),  # 47.499998999999995; exactly 47.5
+        ((3, 0.7, 13, 11, 11, 0.1), (0.45, 0.3, 0.85, 0.15, 0.9, 0.9), 63),  # 62.49999900000001
         ((1, 2), (0.5, 0.0), 17),  # 16.666…
         ((1, 2), (0.0, 0.5), 33),  # 33.333…
         ((1,), (0.0,), 0),
@@ -623,8 +627,13 @@ def test_arbitrary_values_never_raise_and_stay_in_range(attributes):
     assert len(result.reasons_json()) == len(result.reasons)
 
 
-credits_ = st.decimals(min_value=0, max_value=1, places=2).map(float)
-weights = st.decimals(min_value=Decimal("0.1"), max_value=100, places=1).map(float)
+# Awkward decimals (no exact binary form) make float sums land a hair off .5 ties; exactness must hold anyway.
+credits_ = st.sampled_from([0.0, 0.1, 0.15, 0.3, 0.33, 0.35, 0.45, 0.67, 0.7, 0.85, 0.9, 1.0]) | st.decimals(
+    min_value=0, max_value=1, places=2
+).map(float)
+weights = st.sampled_from([0.1, 0.3, 0.7, 1, 1.1, 2.2, 3, 3.3, 7, 11, 13]) | st.decimals(
+    min_value=Decimal("0.1"), max_value=100, places=1
+).map(float)
 
 
 @st.composite
@@ -711,3 +720,19 @@ def test_compact_never_exceeds_the_limit(keys, tier_name, limit, data):
     text = result.compact(limit)
     assert len(text) <= limit
     assert text == result.compact(1000)[: len(text)] or text.endswith(" …") or len(text) == limit
+
+
+def test_rounding_sweep_over_awkward_decimals():
+    """Thousands of seeded ICPs, many with float sums a hair off a .5 tie: every score is exact."""
+    rng = random.Random(20240501)
+    awkward_weights = [0.1, 0.3, 0.7, 1, 1.1, 2.2, 3, 3.3, 6, 7, 9, 11, 13]
+    awkward_credits = [0.0, 0.1, 0.15, 0.2, 0.3, 0.33, 0.35, 0.45, 0.55, 0.65, 0.67, 0.7, 0.85, 0.9, 1.0]
+    for _ in range(3000):
+        n = rng.randint(2, 6)
+        criteria = tuple(
+            crit(f"c{i}", rng.choice(awkward_weights), values={"x": rng.choice(awkward_credits)})
+            for i in range(n)
+        )
+        spec = IcpSpec(name="t", criteria=criteria)
+        record = {f"c{i}": "x" for i in range(n)}
+        assert Scorer(spec).score(record).score == exact_score(spec, record), spec

@@ -631,7 +631,16 @@ def _compile_disqualifier(d: Disqualifier) -> DisqualifierCheck:
 class Scorer:
     """A spec compiled for fast scoring. Reusable, and safe to share between threads."""
 
-    __slots__ = ("spec", "_plan", "_checks", "_total_weight", "_min_covered", "_tier_by_score", "_exact")
+    __slots__ = (
+        "spec",
+        "_plan",
+        "_checks",
+        "_total_weight",
+        "_min_covered",
+        "_tier_by_score",
+        "_exact",
+        "_tie",
+    )
 
     def __init__(self, spec: IcpSpec) -> None:
         if not spec.criteria:
@@ -639,7 +648,7 @@ class Scorer:
         self.spec = spec
         total = float(sum(c.weight for c in spec.criteria))
         self._total_weight = total
-        #: (attribute, evaluate, weight, the criterion's missing Reason)
+        #: (attribute, evaluate, weight)
         self._plan = tuple(
             (c.attribute, _COMPILERS[c.type](c, 100.0 * c.weight / total), float(c.weight))
             for c in spec.criteria
@@ -657,6 +666,9 @@ class Scorer:
             table.append(tier)
         self._tier_by_score = tuple(table)
         self._exact: _BoundedCache = _BoundedCache()
+        # Each Reason's points are rounded to 6 decimals (≤ 5e-7 off) and float sums add a little noise:
+        # any total this close to a .5 tie is decided in exact arithmetic instead.
+        self._tie = 1e-6 * (len(self._plan) + 1)
 
     def score(self, attributes: Mapping[str, Any]) -> FitResult:
         """Score one record's canonical attributes. Never raises, whatever the values."""
@@ -686,7 +698,8 @@ class Scorer:
         if fired is not None:
             return _fit(0, DISQUALIFIED, coverage, (*fired, *reasons))
         points = int(total + 0.5)
-        if -1e-6 < total - points + 0.5 < 1e-6:  # within float noise of a .5 tie: decide exactly
+        off = total + 0.5 - points  # 0 ≤ off < 1; near 0 or 1 means near a .5 tie
+        if off < self._tie or off > 1.0 - self._tie:  # within rounding noise of a tie: decide exactly
             points = self._exact_score(reasons)
         if covered < self._min_covered:
             return _fit(points, INSUFFICIENT_DATA, coverage, tuple(reasons))
