@@ -13,7 +13,7 @@ no longer fits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -78,11 +78,12 @@ def decide(
     dismissed_statuses: frozenset[str],
     stale_days: int,
     cooloff_days: int,
-    explanation: str,
+    explanation: str | Callable[[], str],
 ) -> Decision:
     """The re-engagement decision for one record after it was (re)scored.
 
-    ``explanation`` is the start of the flag's reason ("poor → best under ICP v3: employees 620 ≥ 500").
+    ``explanation`` is the start of the flag's reason ("poor → best under ICP v3: employees 620 ≥ 500"),
+    or a function computing it (called only when a flag is raised).
     """
     if state.object_type not in ("lead", "account"):
         return NOTHING
@@ -109,7 +110,8 @@ def decide(
         kind = "stale"
     else:
         return NOTHING
-    return Decision(raise_kind=kind, reason=f"{kind}: {explanation}")
+    text = explanation() if callable(explanation) else explanation
+    return Decision(raise_kind=kind, reason=f"{kind}: {text}")
 
 
 def rise_explanation(

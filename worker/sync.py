@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import OBJECT_TYPES, Connector, CrmRecord, FitUpdate, FollowUpTask
@@ -50,6 +50,17 @@ from worker.store.models import (
 )
 
 log = structlog.get_logger("worker.sync")
+
+# The hot paths use Core statements on the tables: plain rows and executemany, no ORM identity map.
+SNAP = RecordSnapshot.__table__
+FIT = RecordFit.__table__
+#: What scoring reads: the snapshot's columns and its fit's (``fit_id`` is None when never scored).
+SCORING_COLUMNS = (
+    RecordSnapshot.id, RecordSnapshot.external_id, RecordSnapshot.object_type, RecordSnapshot.attributes,
+    RecordSnapshot.status, RecordSnapshot.owner_id, RecordSnapshot.last_activity, RecordSnapshot.parent_id,
+    RecordFit.snapshot_id.label("fit_id"), RecordFit.score, RecordFit.tier, RecordFit.reasons_text,
+    RecordFit.icp_version, RecordFit.reasons, RecordFit.written, RecordFit.write_status, RecordFit.scored_at,
+)
 
 #: Records scored per transaction.
 SCORE_BATCH = 2000
@@ -138,22 +149,13 @@ def snapshot_page(
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
-    existing = dict(
-        session.execute(
-            select(RecordSnapshot.external_id, RecordSnapshot.id).where(
-                RecordSnapshot.connection_id == conn_id,
-                RecordSnapshot.object_type == object_type,
-                RecordSnapshot.external_id.in_(latest),
-            )
-        ).all()
-    )
-    stamps = dict(
-        session.execute(
-            select(RecordSnapshot.external_id, RecordSnapshot.crm_modstamp).where(
-                RecordSnapshot.id.in_(existing.values())
-            )
-        ).all()
-    ) if existing else {}
+    existing: dict[str, int] = {}
+    stamps: dict[str, str] = {}
+    for ext_id, snap_id, stamp in session.execute(
+        select(SNAP.c.external_id, SNAP.c.id, SNAP.c.crm_modstamp).where(
+            SNAP.c.connection_id == conn_id, SNAP.c.object_type == object_type, SNAP.c.external_id.in_(latest))
+    ):
+        existing[ext_id], stamps[ext_id] = snap_id, stamp
     inserts, updates, parents = [], [], set()
     warnings = 0
     for ext_id, rec in latest.items():
@@ -175,23 +177,19 @@ def snapshot_page(
             "pulled_at": now,
         }
         if ext_id in existing:
-            updates.append({"id": existing[ext_id], **row})
+            updates.append({"b_id": existing[ext_id], **row})
         else:
             inserts.append({"connection_id": conn_id, "object_type": object_type, "external_id": ext_id, **row})
         if object_type == "opportunity" and parent:
             parents.add(str(parent))
     if inserts:
-        session.execute(insert(RecordSnapshot), inserts)
+        session.execute(insert(SNAP), inserts)
     if updates:
-        session.execute(update(RecordSnapshot), updates)
+        session.execute(update(SNAP).where(SNAP.c.id == bindparam("b_id")), updates)
     if parents:  # an account's pipeline changed: its re-engagement state must be looked at again
         session.execute(
-            update(RecordSnapshot)
-            .where(
-                RecordSnapshot.connection_id == conn_id,
-                RecordSnapshot.object_type == "account",
-                RecordSnapshot.external_id.in_(parents),
-            )
+            update(SNAP)
+            .where(SNAP.c.connection_id == conn_id, SNAP.c.object_type == "account", SNAP.c.external_id.in_(parents))
             .values(dirty=True)
         )
     return len(inserts) + len(updates), warnings
@@ -260,13 +258,14 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
                 counts: dict[str, Any]) -> set[str]:
     """Score one batch of (snapshot, fit-or-None) rows; returns account ids whose fit changed."""
     conn_id, version, now = ctx.conn_id, ctx.version.number, ctx.now
-    ids = [snap.external_id for snap, _ in rows]
-    parents = {snap.parent_id for snap, _ in rows if snap.parent_id} if object_type == "opportunity" else set()
+    ids = [row.external_id for row in rows]
+    parents = {row.parent_id for row in rows if row.parent_id} if object_type == "opportunity" else set()
     account_fits = queries.account_fits(session, conn_id, parents)
     opp_statuses = queries.opportunity_statuses(session, conn_id, ids) if object_type == "account" else {}
     active, last_raised = queries.flags(session, conn_id, object_type, ids) if object_type != "opportunity" else ({}, {})
     fit_inserts, fit_updates, history, changed_accounts = [], [], [], set()
-    for snap, fit in rows:
+    for snap in rows:
+        fit = snap if snap.fit_id is not None else None
         carried = account_fits.get(snap.parent_id or "") if object_type == "opportunity" else None
         if carried is not None:  # opportunities carry their account's fit
             score, tier, coverage = carried.score, carried.tier, carried.coverage
@@ -293,7 +292,7 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
                 dismissed_statuses=ctx.cfg.dismissed,
                 stale_days=ctx.cfg.reengage.stale_days,
                 cooloff_days=ctx.cfg.reengage.cooloff_days,
-                explanation=rise_explanation(previous_tier or "", tier, version, fit.reasons if fit else [],
+                explanation=lambda: rise_explanation(previous_tier or "", tier, version, fit.reasons if fit else [],
                                              reasons),
             )
             if decision.clear_reason and flag is not None:
@@ -323,13 +322,13 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
         values = {
             "score": score, "tier": tier, "coverage": coverage, "reasons": reasons, "reasons_text": text,
             "icp_version": version, "desired": desired,
+            "scored_at": now if result_changed or fit is None else fit.scored_at,
         }
         if fit is None or material(fit.written) != material(desired):
             values["write_status"] = "pending" if fit is None or fit.write_status != "error" else "error"
         else:
             values["write_status"] = "ok"
         if result_changed:
-            values["scored_at"] = now
             _bump(counts, "fits_changed")
             if fit is None or fit.tier != tier or fit.score != score:
                 history.append({
@@ -340,19 +339,16 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
             if object_type == "account" and fit is not None:
                 changed_accounts.add(snap.external_id)
         if fit is None:
-            fit_inserts.append({"snapshot_id": snap.id, "scored_at": now, "written": None, "write_attempts": 0,
-                                **values})
+            fit_inserts.append({"snapshot_id": snap.id, "written": None, "write_attempts": 0, **values})
         else:
-            fit_updates.append({"snapshot_id": snap.id, **values})
+            fit_updates.append({"b_id": snap.id, **values})
     if fit_inserts:
-        session.execute(insert(RecordFit), fit_inserts)
+        session.execute(insert(FIT), fit_inserts)
     if fit_updates:
-        session.execute(update(RecordFit), fit_updates)
+        session.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), fit_updates)
     if history:
-        session.execute(insert(FitHistory), history)
-    session.execute(
-        update(RecordSnapshot).where(RecordSnapshot.id.in_([snap.id for snap, _ in rows])).values(dirty=False)
-    )
+        session.execute(insert(FitHistory.__table__), history)
+    session.execute(update(SNAP).where(SNAP.c.id.in_([row.id for row in rows])).values(dirty=False))
     _bump(counts, "scored", len(rows))
     return changed_accounts
 
@@ -363,7 +359,7 @@ def score_object(store: Store, ctx: ScoringContext, object_type: str, counts: di
     while True:
         with store.session() as s:
             rows = s.execute(
-                select(RecordSnapshot, RecordFit)
+                select(*SCORING_COLUMNS)
                 .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
                 .where(_needs_scoring(ctx.conn_id, object_type, ctx.version.number), RecordSnapshot.id > last_id)
                 .order_by(RecordSnapshot.id)
@@ -371,16 +367,13 @@ def score_object(store: Store, ctx: ScoringContext, object_type: str, counts: di
             ).all()
             if not rows:
                 return
-            last_id = rows[-1][0].id
+            last_id = rows[-1].id
             changed_accounts = score_batch(s, ctx, object_type, rows, counts)
             if changed_accounts:  # their opportunities carry the account's fit: score them again
                 s.execute(
-                    update(RecordSnapshot)
-                    .where(
-                        RecordSnapshot.connection_id == ctx.conn_id,
-                        RecordSnapshot.object_type == "opportunity",
-                        RecordSnapshot.parent_id.in_(changed_accounts),
-                    )
+                    update(SNAP)
+                    .where(SNAP.c.connection_id == ctx.conn_id, SNAP.c.object_type == "opportunity",
+                           SNAP.c.parent_id.in_(changed_accounts))
                     .values(dirty=True)
                 )
         if progress:
@@ -422,14 +415,14 @@ def write_object(store: Store, conn_id: int, object_type: str, connector: Connec
         for snapshot_id, ext, desired, _ in rows:
             res = by_id.get(ext)
             if res is not None and res.ok:
-                ok_rows.append({"snapshot_id": snapshot_id, "written": desired, "written_at": now,
+                ok_rows.append({"b_id": snapshot_id, "written": desired, "written_at": now,
                                 "write_status": "ok", "write_error": None})
             else:
                 error = "no result from the CRM" if res is None else f"{res.error_code}: {res.error_message}"
                 failed_rows.append((snapshot_id, error[:2000]))
         with store.session() as s:
             if ok_rows:
-                s.execute(update(RecordFit), ok_rows)
+                s.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), ok_rows)
             for snapshot_id, error in failed_rows:
                 s.execute(
                     update(RecordFit)

@@ -50,6 +50,15 @@ COUNTRIES = [
     ("JP", ["Japan"], [""], 0.03),
     (None, ["", "[[unknown]]", "N/A"], [""], 0.03),
 ]
+#: How the sample's industry spellings map to the ICP's industries (a connection's ``industry_synonyms``).
+DEMO_SYNONYMS = {
+    "Software": "Computer Software", "SaaS": "Computer Software",
+    "Information Technology": "IT Services", "IT services & consulting": "IT Services",
+    "Banking": "Financial Services", "Fintech": "Financial Services",
+    "Health Care": "Healthcare", "Hospital & Health Care": "Healthcare",
+    "Public Sector": "Government", "Higher Education": "Education", "E-commerce": "Retail",
+    "Industrial": "Manufacturing", "Staffing and Recruiting": "Staffing",
+}
 STACK = ["Salesforce", "HubSpot", "Okta", "Slack", "Snowflake", "Zendesk", "Workday", "Marketo", "AWS", "Azure"]
 LEAD_STATUSES = [("Open - Not Contacted", 0.25), ("Working - Contacted", 0.20), ("Closed - Not Converted", 0.25),
                  ("Unqualified", 0.12), ("Nurture", 0.08), ("Closed - Converted", 0.10)]

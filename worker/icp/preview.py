@@ -142,7 +142,7 @@ def preview_connection(
                     dismissed_statuses=cfg.dismissed,
                     stale_days=cfg.reengage.stale_days,
                     cooloff_days=cfg.reengage.cooloff_days,
-                    explanation=rise_explanation(fit.tier, tier, proposed_number, fit.reasons or [], reasons),
+                    explanation=lambda: rise_explanation(fit.tier, tier, proposed_number, fit.reasons or [], reasons),
                 )
                 if decision.raise_kind:
                     out.candidates += 1

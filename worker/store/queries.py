@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,11 +13,13 @@ from worker.reengage import RecordState, account_context
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
 
 
-def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, RecordFit]:
+def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, Any]:
+    """Fit rows (score, tier, coverage, reasons, reasons_text) of the given accounts, by id."""
     if not account_ids:
         return {}
     rows = session.execute(
-        select(RecordSnapshot.external_id, RecordFit)
+        select(RecordSnapshot.external_id, RecordFit.score, RecordFit.tier, RecordFit.coverage, RecordFit.reasons,
+               RecordFit.reasons_text)
         .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
         .where(
             RecordSnapshot.connection_id == conn_id,
@@ -24,7 +27,7 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
             RecordSnapshot.external_id.in_(account_ids),
         )
     ).all()
-    return {ext: fit for ext, fit in rows}
+    return {row.external_id: row for row in rows}
 
 
 def opportunity_statuses(session: Session, conn_id: int, account_ids: Iterable[str]) -> dict[str, list[dict]]:
@@ -66,7 +69,7 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def record_state(snap: RecordSnapshot, opp_statuses: dict[str, list[dict]]) -> RecordState:
+def record_state(snap: Any, opp_statuses: dict[str, list[dict]]) -> RecordState:
     status = snap.status or {}
     has_open = latest_lost = False
     is_customer = bool(status.get("is_customer"))

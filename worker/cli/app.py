@@ -1,0 +1,46 @@
+"""``icp-worker``: the command line. One module per command group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from worker.cli import demo, icp, operations, score
+from worker.cli.common import STATE
+
+app = typer.Typer(
+    name="icp-worker",
+    help="Score CRM records against your Ideal Customer Profile and write explainable fit fields back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main_options(
+    config: Path = typer.Option(None, "--config", "-c", envvar="ICP_WORKER_CONFIG",
+                                help="Connections file (default: ./icp-worker.yaml if present)."),
+) -> None:
+    STATE.config_path = config
+    STATE._config = None
+
+
+app.add_typer(icp.app, name="icp")
+app.add_typer(operations.reengage_app, name="reengage")
+app.add_typer(operations.fields_app, name="fields")
+app.add_typer(operations.db_app, name="db")
+app.add_typer(operations.connections_app, name="connections")
+app.command("sync")(operations.sync)
+app.command("runs")(operations.runs)
+app.command("score")(score.score)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

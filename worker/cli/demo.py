@@ -1,0 +1,146 @@
+"""``icp-worker demo``: the whole product on a bundled sample CRM, with no configuration and no account.
+
+Writes a realistic CRM export, syncs it under ICP v1, previews and publishes ICP v2, and shows the
+tier distribution, the transition matrix and the re-engagement list. Everything lives in its own
+folder and database (``--dir``), so the demo never touches a real store.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from worker.cli.common import handle_errors, out, print_json, progress_bar
+from worker.cli.icp import render_preview
+from worker.config import ConnectionConfig, WorkerConfig
+from worker.demo.sample_crm import DEMO_SYNONYMS, write_sample_crm
+from worker.icp.preview import preview_connection, tier_order
+from worker.icp.spec import load_icp
+from worker.jobs import publish_file, reevaluate_all, sync_connection
+from worker.settings import get_settings
+from worker.store.db import Store
+from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
+
+
+
+def demo_connection(folder: Path) -> ConnectionConfig:
+    return ConnectionConfig(
+        name="demo", crm="files",
+        options={"path": str(folder / "crm"), "out": str(folder / "reimport")},
+        industry_synonyms=DEMO_SYNONYMS,
+    )
+
+
+def bundled(name: str) -> Path:
+    return Path(str(resources.files("worker.demo") / name))
+
+
+def tier_distribution(store: Store) -> dict[str, dict[str, int]]:
+    with store.session() as s:
+        rows = s.execute(
+            select(RecordSnapshot.object_type, RecordFit.tier, func.count())
+            .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
+            .group_by(RecordSnapshot.object_type, RecordFit.tier)
+        ).all()
+    dist: dict[str, dict[str, int]] = {}
+    for obj, tier, n in rows:
+        dist.setdefault(obj, {})[tier] = n
+    return dist
+
+
+def print_distribution(title: str, dist: dict[str, dict[str, int]], tiers: list[str]) -> None:
+    table = Table(title=title)
+    table.add_column("object")
+    for t in tiers:
+        table.add_column(t, justify="right")
+    for obj in ("account", "opportunity", "lead"):
+        if obj in dist:
+            table.add_row(obj, *[f"{dist[obj].get(t, 0):,}" for t in tiers])
+    out.print(table)
+
+
+@handle_errors
+def demo(
+    accounts: int = typer.Option(3000, help="Accounts in the sample CRM (opportunities and leads follow)."),
+    folder: Path = typer.Option(None, "--dir", help="Where the demo writes (default: ICP_WORKER_HOME/demo)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of tables."),
+) -> None:
+    """Run the product end to end on a bundled sample CRM: sync under ICP v1, publish v2, re-engage."""
+    folder = (folder or get_settings().icp_worker_home / "demo").resolve()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    counts = write_sample_crm(folder / "crm", accounts=accounts)
+    store = Store(f"sqlite:///{folder / 'demo.db'}")
+    cfg = demo_connection(folder)
+    config = WorkerConfig(connections=[cfg])
+    say = (lambda *a, **k: None) if as_json else out.print
+    say(f"[bold]Sample CRM[/] in {folder / 'crm'}: {counts.accounts:,} accounts, {counts.opportunities:,} "
+        f"opportunities, {counts.leads:,} leads (messy values, as in real exports)")
+
+    v1 = publish_file(store, bundled("icp_v1.yaml"), note="first ICP", author="demo").version
+    say(f"published ICP v{v1.number}: {v1.name}")
+    with progress_bar(not as_json) as progress:
+        first = sync_connection(store, cfg, kind="full", progress=progress)
+    say(f"first sync: {first.status}, {first.counts.get('scored', 0):,} records scored, "
+        f"{first.counts.get('written', 0):,} written to {folder / 'reimport'} "
+        f"({first.counts.get('warnings', 0):,} unreadable values kept as warnings) in {first.timings['total']:.1f}s")
+    spec_v2 = load_icp(bundled("icp_v2.yaml"))
+    tiers = [t for t in spec_v2.tier_names]
+    before = tier_distribution(store)
+    if not as_json:
+        print_distribution(f"Tiers under ICP v{v1.number}", before, tiers)
+
+    with store.session() as s:
+        conn = s.scalar(select(Connection).where(Connection.name == "demo"))
+        preview = preview_connection(s, conn, cfg, spec_v2, v1.number + 1, datetime.now(UTC))
+    if not as_json:
+        out.print("\n[bold]Preview of ICP v2[/] (from the snapshot store, no CRM call)")
+        render_preview(preview, tier_order(spec_v2, preview.transitions))
+
+    v2 = publish_file(store, bundled("icp_v2.yaml"), note="quarterly revision: mid-market", author="demo").version
+    with progress_bar(not as_json) as progress:
+        (second,) = reevaluate_all(store, config, progress=progress)
+    after = tier_distribution(store)
+    with store.session() as s:
+        flags = s.execute(
+            select(ReengageFlag, RecordSnapshot.name)
+            .join(RecordSnapshot, (RecordSnapshot.connection_id == ReengageFlag.connection_id)
+                  & (RecordSnapshot.object_type == ReengageFlag.object_type)
+                  & (RecordSnapshot.external_id == ReengageFlag.external_id))
+            .where(ReengageFlag.state == "active").order_by(ReengageFlag.id)
+        ).all()
+    kinds = Counter(f.kind for f, _ in flags)
+    if as_json:
+        print_json({
+            "folder": str(folder), "records": counts.total, "icp_versions": [v1.number, v2.number],
+            "first_sync": first.__dict__, "reevaluation": second.__dict__,
+            "tiers_before": before, "tiers_after": after,
+            "preview": preview.as_dict(tier_order(spec_v2, preview.transitions)),
+            "reengage": [{"id": f.external_id, "name": n, "object_type": f.object_type, "kind": f.kind,
+                          "reason": f.reason} for f, n in flags],
+        })
+        return
+    out.print(f"\npublished ICP v{v2.number}; re-evaluation from snapshots: {second.counts.get('scored', 0):,} "
+              f"scored, {second.counts.get('written', 0):,} changed records written, no CRM read")
+    print_distribution(f"Tiers under ICP v{v2.number}", after, tiers)
+    out.print(f"\n[bold]Re-engagement list[/]: {len(flags):,} records "
+              f"({kinds.get('dismissed', 0):,} dismissed, {kinds.get('stale', 0):,} stale) now fit")
+    table = Table("record", "name", "owner", "why")
+    for f, name in flags[:15]:
+        table.add_row(f"{f.object_type} {f.external_id}", name or "", f.owner_id or "", f.reason)
+    out.print(table)
+    out.print(f"\nRe-import files for the CRM: {folder / 'reimport'}\n"
+              f"Explore: icp-worker --config {folder / 'icp-worker.yaml'} runs | reengage list | icp history "
+              f"(with DATABASE_URL=sqlite:///{folder / 'demo.db'})")
+    (folder / "icp-worker.yaml").write_text(
+        "# The demo's connection, to explore with the other commands\nconnections:\n"
+        f"  - name: demo\n    crm: files\n    options:\n      path: {folder / 'crm'}\n"
+        f"      out: {folder / 'reimport'}\n", encoding="utf-8")
