@@ -1,0 +1,168 @@
+"""Write-back of owned fields through sObject Collections (``PATCH composite/sobjects``).
+
+Up to 200 records a request with ``allOrNone: false``, so one bad record never blocks the others; the
+answer has one SaveResult per record, in request order. Records that failed with
+``UNABLE_TO_LOCK_ROW`` (another process holds the row, typically a parent account during a bulk
+job) are sent again within the run, a bounded number of times, and otherwise come back
+``retryable``. An update is idempotent, so whole requests are retried on transient failures too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from connectors.base import FitUpdate, WriteResult
+from connectors.errors import ConfigError, ConnectorError, PermanentError
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.mapping import parse_datetime
+
+log = logging.getLogger("connectors.salesforce")
+
+#: Records per sObject Collections request: Salesforce's limit.
+COLLECTION_LIMIT = 200
+#: Per-record error codes that a later attempt may not meet again.
+RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "UNKNOWN_EXCEPTION", "REQUEST_RUNNING_TOO_LONG"})
+_NUMERIC = frozenset({"double", "int", "currency", "percent", "long"})
+_TEXT = frozenset({"string", "textarea", "picklist", "multipicklist", "combobox", "url", "email", "phone"})
+
+
+def salesforce_datetime(value: datetime | date | str) -> str:
+    """A date-time as the REST API writes it: ``2026-11-23T02:00:00.000Z`` (naive means UTC)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    elif not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_field_value(value: Any, meta: Mapping[str, Any] | None) -> Any:
+    """A Python value as the field described by ``meta`` (a ``describe`` field) accepts it; text is cut
+    to the field's length so a long reason does not fail the record with ``STRING_TOO_LONG``."""
+    if value is None:
+        return None
+    kind = (meta or {}).get("type")
+    if kind in _NUMERIC:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int | float):
+            return value
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            return value  # let Salesforce name the problem on the record
+        return int(number) if number.is_integer() else number
+    if kind == "boolean":
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes", "y")
+        return bool(value)
+    if kind == "datetime":
+        try:
+            return salesforce_datetime(value)
+        except (TypeError, ValueError):
+            return value
+    if kind == "date":
+        return value.isoformat()[:10] if isinstance(value, date) else str(value)[:10]
+    if isinstance(value, list | tuple):
+        value = "\n".join(str(v) for v in value)
+    text = str(value) if not isinstance(value, bool) else ("true" if value else "false")
+    length = int((meta or {}).get("length") or 0)
+    if kind in _TEXT and length and len(text) > length:
+        text = text[: length - 1] + "…"
+    return text
+
+
+def _chunks(records: Sequence[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    """Groups of at most 200 with no id twice in one group (Salesforce refuses duplicate ids)."""
+    out: list[list[tuple[int, dict[str, Any]]]] = []
+    current: list[tuple[int, dict[str, Any]]] = []
+    ids: set[str] = set()
+    for item in records:
+        record_id = item[1]["id"]
+        if len(current) >= COLLECTION_LIMIT or record_id in ids:
+            out.append(current)
+            current, ids = [], set()
+        current.append(item)
+        ids.add(record_id)
+    if current:
+        out.append(current)
+    return out
+
+
+def _error(save_result: Mapping[str, Any]) -> tuple[str, str]:
+    errors = save_result.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    code = str(first.get("statusCode") or first.get("errorCode") or "UNKNOWN")
+    message = str(first.get("message") or "")
+    fields = first.get("fields") or []
+    if fields:
+        message += f" (fields: {', '.join(map(str, fields))})"
+    if len(errors) > 1:
+        message += f" (+{len(errors) - 1} more errors)"
+    return code, message
+
+
+def write_updates(
+    client: SalesforceClient,
+    sobject: str,
+    updates: Sequence[FitUpdate],
+    *,
+    owned: Mapping[str, str],
+    field_meta: Mapping[str, Mapping[str, Any]],
+    lock_retries: int,
+    lock_wait: float,
+    sleep: Callable[[float], None],
+) -> list[WriteResult]:
+    """Write ``updates`` (canonical owned names -> values) to ``sobject``; one result per update."""
+    records: list[tuple[int, dict[str, Any]]] = []
+    for index, update in enumerate(updates):
+        body: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.external_id}
+        for name, value in update.fields.items():
+            api_name = owned.get(name)
+            if api_name is None:
+                raise ConfigError(f"{name!r} is not an owned field; only {', '.join(owned)} are written")
+            body[api_name] = to_field_value(value, field_meta.get(api_name.lower()))
+        records.append((index, body))
+
+    results: list[WriteResult | None] = [None] * len(updates)
+    pending = records
+    for round_number in range(lock_retries + 1):
+        if round_number:
+            log.info(
+                "retrying %d %s records locked by another process (round %d)",
+                len(pending),
+                sobject,
+                round_number,
+            )
+            sleep(lock_wait * round_number)
+        locked: list[tuple[int, dict[str, Any]]] = []
+        for chunk in _chunks(pending):
+            payload = {"allOrNone": False, "records": [body for _, body in chunk]}
+            try:
+                answer = client.rest("write", "composite/sobjects", method="PATCH", json=payload) or []
+            except ConnectorError as exc:
+                exc.partial_results = [r for r in results if r is not None]  # type: ignore[attr-defined]
+                raise
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                raise PermanentError(
+                    f"Salesforce composite/sobjects answered {len(answer)} results for {len(chunk)} records"
+                )
+            for (index, body), save in zip(chunk, answer, strict=True):
+                external_id = updates[index].external_id
+                if save.get("success"):
+                    results[index] = WriteResult(external_id, True)
+                    continue
+                code, message = _error(save)
+                if code == "UNABLE_TO_LOCK_ROW" and round_number < lock_retries:
+                    locked.append((index, body))
+                results[index] = WriteResult(
+                    external_id, False, code, message, retryable=code in RETRYABLE_CODES
+                )
+        if not locked:
+            break
+        pending = locked
+    return [r for r in results if r is not None]
