@@ -309,7 +309,7 @@ class ProposedDisqualifier:
 
     @property
     def key(self) -> str:
-        return slug(f"{self.cell.attribute}_{self.cell.label}")
+        return slug(f"not_{self.cell.attribute}_{self.cell.label}")
 
     def evidence(self) -> str:
         c = self.cell
@@ -935,6 +935,16 @@ def draft_icp_yaml(report: DeriveReport, *, name: str | None = None) -> str:
     add(f"description: {_q(description)}")
     add("tiers: {best: 80, good: 60}")
     add("min_coverage: 0.5")
+    seen: set[str] = set()
+
+    def unique(key: str) -> str:
+        """Criteria and disqualifiers share one key space."""
+        candidate, n = key, 2
+        while candidate in seen:
+            candidate, n = f"{key}_{n}", n + 1
+        seen.add(candidate)
+        return candidate
+
     add("criteria:")
     for cr in r.criteria:
         merged = (
@@ -943,7 +953,7 @@ def draft_icp_yaml(report: DeriveReport, *, name: str | None = None) -> str:
             else ""
         )
         add(f"  # {cr.attribute}: evidence {cr.evidence:.3f} -> weight {cr.weight}{merged}")
-        add(f"  - key: {cr.key}")
+        add(f"  - key: {unique(cr.key)}")
         add(f"    attribute: {_q(cr.attribute)}")
         add(f"    weight: {cr.weight}")
         if cr.kind == "numeric":
@@ -977,14 +987,9 @@ def draft_icp_yaml(report: DeriveReport, *, name: str | None = None) -> str:
         )
         add("# `disqualified`: keep only the ones that are real red flags.")
         add("disqualifiers:")
-        seen: set[str] = set()
         for dq in r.disqualifiers:
             c = dq.cell
-            key = dq.key
-            n = 2
-            while key in seen:
-                key, n = f"{dq.key}_{n}", n + 1
-            seen.add(key)
+            key = unique(dq.key)
             add(f"  # {_comment(dq.evidence())}")
             add(f"  - key: {key}")
             add(f"    attribute: {_q(c.attribute)}")
