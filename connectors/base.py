@@ -32,10 +32,20 @@ OWNED_FIELDS: tuple[str, ...] = (
 
 #: Status keys a connector fills in ``CrmRecord.status`` (absent keys mean unknown):
 #: lead:        lead_status (str), is_converted (bool)
-#: opportunity: account_id (str), stage (str), is_closed (bool), is_won (bool), amount (number), close_date (date)
+#: opportunity: account_id (str), stage (str), is_closed (bool), is_won (bool), amount (number),
+#:              close_date (date)
 #: account:     is_customer (bool, optional; otherwise derived from won opportunities)
-STATUS_KEYS = ("lead_status", "is_converted", "account_id", "stage", "is_closed", "is_won", "amount", "close_date",
-               "is_customer")
+STATUS_KEYS = (
+    "lead_status",
+    "is_converted",
+    "account_id",
+    "stage",
+    "is_closed",
+    "is_won",
+    "amount",
+    "close_date",
+    "is_customer",
+)
 
 
 @dataclass(slots=True)

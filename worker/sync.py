@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -56,10 +57,23 @@ SNAP = RecordSnapshot.__table__
 FIT = RecordFit.__table__
 #: What scoring reads: the snapshot's columns and its fit's (``fit_id`` is None when never scored).
 SCORING_COLUMNS = (
-    RecordSnapshot.id, RecordSnapshot.external_id, RecordSnapshot.object_type, RecordSnapshot.attributes,
-    RecordSnapshot.status, RecordSnapshot.owner_id, RecordSnapshot.last_activity, RecordSnapshot.parent_id,
-    RecordFit.snapshot_id.label("fit_id"), RecordFit.score, RecordFit.tier, RecordFit.reasons_text,
-    RecordFit.icp_version, RecordFit.reasons, RecordFit.written, RecordFit.write_status, RecordFit.scored_at,
+    RecordSnapshot.id,
+    RecordSnapshot.external_id,
+    RecordSnapshot.object_type,
+    RecordSnapshot.attributes,
+    RecordSnapshot.status,
+    RecordSnapshot.owner_id,
+    RecordSnapshot.last_activity,
+    RecordSnapshot.parent_id,
+    RecordFit.snapshot_id.label("fit_id"),
+    RecordFit.score,
+    RecordFit.tier,
+    RecordFit.reasons_text,
+    RecordFit.icp_version,
+    RecordFit.reasons,
+    RecordFit.written,
+    RecordFit.write_status,
+    RecordFit.scored_at,
 )
 
 #: Records scored per transaction.
@@ -116,7 +130,9 @@ def spec_of(version: IcpVersion) -> IcpSpec:
 
 
 def normalize_config(cfg: ConnectionConfig) -> NormalizeConfig:
-    return NormalizeConfig(industry_synonyms=dict(cfg.industry_synonyms), attribute_kinds=dict(cfg.attribute_kinds))
+    return NormalizeConfig(
+        industry_synonyms=dict(cfg.industry_synonyms), attribute_kinds=dict(cfg.attribute_kinds)
+    )
 
 
 def ordered(object_types: Iterable[str]) -> list[str]:
@@ -141,7 +157,11 @@ def _bump(counts: dict[str, Any], key: str, n: int = 1) -> None:
 
 
 def snapshot_page(
-    session: Session, conn_id: int, object_type: str, records: Sequence[CrmRecord], norm: NormalizeConfig,
+    session: Session,
+    conn_id: int,
+    object_type: str,
+    records: Sequence[CrmRecord],
+    norm: NormalizeConfig,
     now: datetime,
 ) -> tuple[int, int]:
     """Upsert one page of pulled records; unchanged ones (same modification stamp) are skipped.
@@ -153,7 +173,8 @@ def snapshot_page(
     stamps: dict[str, str] = {}
     for ext_id, snap_id, stamp in session.execute(
         select(SNAP.c.external_id, SNAP.c.id, SNAP.c.crm_modstamp).where(
-            SNAP.c.connection_id == conn_id, SNAP.c.object_type == object_type, SNAP.c.external_id.in_(latest))
+            SNAP.c.connection_id == conn_id, SNAP.c.object_type == object_type, SNAP.c.external_id.in_(latest)
+        )
     ):
         existing[ext_id], stamps[ext_id] = snap_id, stamp
     inserts, updates, parents = [], [], set()
@@ -179,7 +200,9 @@ def snapshot_page(
         if ext_id in existing:
             updates.append({"b_id": existing[ext_id], **row})
         else:
-            inserts.append({"connection_id": conn_id, "object_type": object_type, "external_id": ext_id, **row})
+            inserts.append(
+                {"connection_id": conn_id, "object_type": object_type, "external_id": ext_id, **row}
+            )
         if object_type == "opportunity" and parent:
             parents.add(str(parent))
     if inserts:
@@ -189,15 +212,27 @@ def snapshot_page(
     if parents:  # an account's pipeline changed: its re-engagement state must be looked at again
         session.execute(
             update(SNAP)
-            .where(SNAP.c.connection_id == conn_id, SNAP.c.object_type == "account", SNAP.c.external_id.in_(parents))
+            .where(
+                SNAP.c.connection_id == conn_id,
+                SNAP.c.object_type == "account",
+                SNAP.c.external_id.in_(parents),
+            )
             .values(dirty=True)
         )
     return len(inserts) + len(updates), warnings
 
 
 def pull_object(
-    store: Store, conn_id: int, cfg: ConnectionConfig, connector: Connector, object_type: str, *, full: bool,
-    now: datetime, counts: dict[str, Any], progress: ProgressFn | None,
+    store: Store,
+    conn_id: int,
+    cfg: ConnectionConfig,
+    connector: Connector,
+    object_type: str,
+    *,
+    full: bool,
+    now: datetime,
+    counts: dict[str, Any],
+    progress: ProgressFn | None,
 ) -> None:
     norm = normalize_config(cfg)
     with store.session() as s:
@@ -209,7 +244,11 @@ def pull_object(
             if page.cursor:
                 cur = s.get(Cursor, (conn_id, object_type))
                 if cur is None:
-                    s.add(Cursor(connection_id=conn_id, object_type=object_type, value=page.cursor, updated_at=now))
+                    s.add(
+                        Cursor(
+                            connection_id=conn_id, object_type=object_type, value=page.cursor, updated_at=now
+                        )
+                    )
                 elif page.cursor > cur.value:
                     cur.value, cur.updated_at = page.cursor, now
         _bump(counts, f"pulled_{object_type}", len(page.records))
@@ -241,28 +280,36 @@ def _needs_scoring(conn_id: int, object_type: str, version: int):
     return and_(
         RecordSnapshot.connection_id == conn_id,
         RecordSnapshot.object_type == object_type,
-        or_(RecordSnapshot.dirty.is_(True), RecordFit.snapshot_id.is_(None), RecordFit.icp_version != version),
+        or_(
+            RecordSnapshot.dirty.is_(True), RecordFit.snapshot_id.is_(None), RecordFit.icp_version != version
+        ),
     )
 
 
 def count_to_score(session: Session, conn_id: int, object_type: str, version: int) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(RecordSnapshot)
-        .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
-        .where(_needs_scoring(conn_id, object_type, version))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(RecordSnapshot)
+            .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
+            .where(_needs_scoring(conn_id, object_type, version))
+        )
+        or 0
+    )
 
 
-def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: Sequence[Any],
-                counts: dict[str, Any]) -> set[str]:
+def score_batch(
+    session: Session, ctx: ScoringContext, object_type: str, rows: Sequence[Any], counts: dict[str, Any]
+) -> set[str]:
     """Score one batch of (snapshot, fit-or-None) rows; returns account ids whose fit changed."""
     conn_id, version, now = ctx.conn_id, ctx.version.number, ctx.now
     ids = [row.external_id for row in rows]
     parents = {row.parent_id for row in rows if row.parent_id} if object_type == "opportunity" else set()
     account_fits = queries.account_fits(session, conn_id, parents)
     opp_statuses = queries.opportunity_statuses(session, conn_id, ids) if object_type == "account" else {}
-    active, last_raised = queries.flags(session, conn_id, object_type, ids) if object_type != "opportunity" else ({}, {})
+    active, last_raised = (
+        queries.flags(session, conn_id, object_type, ids) if object_type != "opportunity" else ({}, {})
+    )
     fit_inserts, fit_updates, history, changed_accounts = [], [], [], set()
     for snap in rows:
         fit = snap if snap.fit_id is not None else None
@@ -276,7 +323,11 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
             reasons, text = result.reasons_json(), result.compact(255)
         previous_tier = fit.tier if fit is not None else None
         result_changed = fit is None or (fit.score, fit.tier, fit.reasons_text, fit.icp_version) != (
-            score, tier, text, version)
+            score,
+            tier,
+            text,
+            version,
+        )
 
         flag_on, flag_reason = False, ""
         if object_type != "opportunity":
@@ -292,8 +343,9 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
                 dismissed_statuses=ctx.cfg.dismissed,
                 stale_days=ctx.cfg.reengage.stale_days,
                 cooloff_days=ctx.cfg.reengage.cooloff_days,
-                explanation=lambda: rise_explanation(previous_tier or "", tier, version, fit.reasons if fit else [],
-                                             reasons),
+                explanation=partial(
+                    rise_explanation, previous_tier or "", tier, version, fit.reasons if fit else [], reasons
+                ),
             )
             if decision.clear_reason and flag is not None:
                 flag.state, flag.cleared_at, flag.clear_reason = "cleared", now, decision.clear_reason
@@ -303,11 +355,18 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
                 flag = None
             elif decision.raise_kind:
                 flag = ReengageFlag(
-                    connection_id=conn_id, object_type=object_type, external_id=snap.external_id,
-                    owner_id=snap.owner_id, state="active", kind=decision.raise_kind,
-                    from_tier=previous_tier or "", to_tier=tier,
-                    from_version=fit.icp_version if fit else None, to_version=version,
-                    reason=decision.reason or "", raised_at=now,
+                    connection_id=conn_id,
+                    object_type=object_type,
+                    external_id=snap.external_id,
+                    owner_id=snap.owner_id,
+                    state="active",
+                    kind=decision.raise_kind,
+                    from_tier=previous_tier or "",
+                    to_tier=tier,
+                    from_version=fit.icp_version if fit else None,
+                    to_version=version,
+                    reason=decision.reason or "",
+                    raised_at=now,
                     task_status="due" if ctx.cfg.reengage.create_tasks else "none",
                 )
                 session.add(flag)
@@ -316,12 +375,21 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
                 flag_on, flag_reason = True, flag.reason[:255]
 
         desired = {
-            "fit_score": score, "fit_tier": tier, "fit_reasons": text, "icp_version": version,
-            "reengage_flag": flag_on, "reengage_reason": flag_reason,
+            "fit_score": score,
+            "fit_tier": tier,
+            "fit_reasons": text,
+            "icp_version": version,
+            "reengage_flag": flag_on,
+            "reengage_reason": flag_reason,
         }
         values = {
-            "score": score, "tier": tier, "coverage": coverage, "reasons": reasons, "reasons_text": text,
-            "icp_version": version, "desired": desired,
+            "score": score,
+            "tier": tier,
+            "coverage": coverage,
+            "reasons": reasons,
+            "reasons_text": text,
+            "icp_version": version,
+            "desired": desired,
             "scored_at": now if result_changed or fit is None else fit.scored_at,
         }
         if fit is None or material(fit.written) != material(desired):
@@ -331,11 +399,19 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
         if result_changed:
             _bump(counts, "fits_changed")
             if fit is None or fit.tier != tier or fit.score != score:
-                history.append({
-                    "connection_id": conn_id, "object_type": object_type, "external_id": snap.external_id,
-                    "icp_version": version, "score": score, "tier": tier, "previous_tier": previous_tier,
-                    "run_id": ctx.run_id, "scored_at": now,
-                })
+                history.append(
+                    {
+                        "connection_id": conn_id,
+                        "object_type": object_type,
+                        "external_id": snap.external_id,
+                        "icp_version": version,
+                        "score": score,
+                        "tier": tier,
+                        "previous_tier": previous_tier,
+                        "run_id": ctx.run_id,
+                        "scored_at": now,
+                    }
+                )
             if object_type == "account" and fit is not None:
                 changed_accounts.add(snap.external_id)
         if fit is None:
@@ -353,15 +429,18 @@ def score_batch(session: Session, ctx: ScoringContext, object_type: str, rows: S
     return changed_accounts
 
 
-def score_object(store: Store, ctx: ScoringContext, object_type: str, counts: dict[str, Any],
-                 progress: ProgressFn | None) -> None:
+def score_object(
+    store: Store, ctx: ScoringContext, object_type: str, counts: dict[str, Any], progress: ProgressFn | None
+) -> None:
     last_id = 0
     while True:
         with store.session() as s:
             rows = s.execute(
                 select(*SCORING_COLUMNS)
                 .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
-                .where(_needs_scoring(ctx.conn_id, object_type, ctx.version.number), RecordSnapshot.id > last_id)
+                .where(
+                    _needs_scoring(ctx.conn_id, object_type, ctx.version.number), RecordSnapshot.id > last_id
+                )
                 .order_by(RecordSnapshot.id)
                 .limit(SCORE_BATCH)
             ).all()
@@ -372,8 +451,11 @@ def score_object(store: Store, ctx: ScoringContext, object_type: str, counts: di
             if changed_accounts:  # their opportunities carry the account's fit: score them again
                 s.execute(
                     update(SNAP)
-                    .where(SNAP.c.connection_id == ctx.conn_id, SNAP.c.object_type == "opportunity",
-                           SNAP.c.parent_id.in_(changed_accounts))
+                    .where(
+                        SNAP.c.connection_id == ctx.conn_id,
+                        SNAP.c.object_type == "opportunity",
+                        SNAP.c.parent_id.in_(changed_accounts),
+                    )
                     .values(dirty=True)
                 )
         if progress:
@@ -383,15 +465,24 @@ def score_object(store: Store, ctx: ScoringContext, object_type: str, counts: di
 # --------------------------------------------------------------------------- write
 
 
-def write_object(store: Store, conn_id: int, object_type: str, connector: Connector, counts: dict[str, Any],
-                 now: datetime, progress: ProgressFn | None) -> None:
+def write_object(
+    store: Store,
+    conn_id: int,
+    object_type: str,
+    connector: Connector,
+    counts: dict[str, Any],
+    now: datetime,
+    progress: ProgressFn | None,
+) -> None:
     """Send every pending (or previously failed) record once, in the connector's batch size."""
     last_id = 0
     batch = max(1, int(connector.write_batch_size))
     while True:
         with store.session() as s:
             rows = s.execute(
-                select(RecordFit.snapshot_id, RecordSnapshot.external_id, RecordFit.desired, RecordFit.scored_at)
+                select(
+                    RecordFit.snapshot_id, RecordSnapshot.external_id, RecordFit.desired, RecordFit.scored_at
+                )
                 .join(RecordSnapshot, RecordSnapshot.id == RecordFit.snapshot_id)
                 .where(
                     RecordSnapshot.connection_id == conn_id,
@@ -415,8 +506,15 @@ def write_object(store: Store, conn_id: int, object_type: str, connector: Connec
         for snapshot_id, ext, desired, _ in rows:
             res = by_id.get(ext)
             if res is not None and res.ok:
-                ok_rows.append({"b_id": snapshot_id, "written": desired, "written_at": now,
-                                "write_status": "ok", "write_error": None})
+                ok_rows.append(
+                    {
+                        "b_id": snapshot_id,
+                        "written": desired,
+                        "written_at": now,
+                        "write_status": "ok",
+                        "write_error": None,
+                    }
+                )
             else:
                 error = "no result from the CRM" if res is None else f"{res.error_code}: {res.error_message}"
                 failed_rows.append((snapshot_id, error[:2000]))
@@ -427,7 +525,9 @@ def write_object(store: Store, conn_id: int, object_type: str, connector: Connec
                 s.execute(
                     update(RecordFit)
                     .where(RecordFit.snapshot_id == snapshot_id)
-                    .values(write_status="error", write_error=error, write_attempts=RecordFit.write_attempts + 1)
+                    .values(
+                        write_status="error", write_error=error, write_attempts=RecordFit.write_attempts + 1
+                    )
                 )
         _bump(counts, "written", len(ok_rows))
         _bump(counts, "write_errors", len(failed_rows))
@@ -435,19 +535,38 @@ def write_object(store: Store, conn_id: int, object_type: str, connector: Connec
             progress(f"write:{object_type}", len(rows))
 
 
-def create_followups(store: Store, conn_id: int, cfg: ConnectionConfig, connector: Connector,
-                     counts: dict[str, Any], now: datetime) -> None:
+def create_followups(
+    store: Store,
+    conn_id: int,
+    cfg: ConnectionConfig,
+    connector: Connector,
+    counts: dict[str, Any],
+    now: datetime,
+) -> None:
     """A follow-up task per due flag, under the per-owner cap; the connector de-duplicates by key."""
     with store.session() as s:
         due = s.execute(
-            select(ReengageFlag.id, ReengageFlag.object_type, ReengageFlag.external_id, ReengageFlag.owner_id,
-                   ReengageFlag.reason, RecordSnapshot.name)
-            .outerjoin(RecordSnapshot, and_(
-                RecordSnapshot.connection_id == ReengageFlag.connection_id,
-                RecordSnapshot.object_type == ReengageFlag.object_type,
-                RecordSnapshot.external_id == ReengageFlag.external_id))
-            .where(ReengageFlag.connection_id == conn_id, ReengageFlag.state == "active",
-                   ReengageFlag.task_status == "due")
+            select(
+                ReengageFlag.id,
+                ReengageFlag.object_type,
+                ReengageFlag.external_id,
+                ReengageFlag.owner_id,
+                ReengageFlag.reason,
+                RecordSnapshot.name,
+            )
+            .outerjoin(
+                RecordSnapshot,
+                and_(
+                    RecordSnapshot.connection_id == ReengageFlag.connection_id,
+                    RecordSnapshot.object_type == ReengageFlag.object_type,
+                    RecordSnapshot.external_id == ReengageFlag.external_id,
+                ),
+            )
+            .where(
+                ReengageFlag.connection_id == conn_id,
+                ReengageFlag.state == "active",
+                ReengageFlag.task_status == "due",
+            )
             .order_by(ReengageFlag.id)
         ).all()
     if not due:
@@ -461,12 +580,16 @@ def create_followups(store: Store, conn_id: int, cfg: ConnectionConfig, connecto
         _bump(counts, "tasks_capped", len(capped))
     due_date = (now + timedelta(days=cfg.reengage.task_due_days)).date()
     for start in range(0, len(todo), TASK_BATCH):
-        chunk = todo[start:start + TASK_BATCH]
+        chunk = todo[start : start + TASK_BATCH]
         tasks = [
             FollowUpTask(
-                key=f"icp-{conn_id}-{row.id}", object_type=row.object_type, external_id=row.external_id,
-                owner_id=row.owner_id, subject=f"Re-engage {row.name or row.external_id}: now an ICP fit",
-                description=row.reason, due_date=due_date,
+                key=f"icp-{conn_id}-{row.id}",
+                object_type=row.object_type,
+                external_id=row.external_id,
+                owner_id=row.owner_id,
+                subject=f"Re-engage {row.name or row.external_id}: now an ICP fit",
+                description=row.reason,
+                due_date=due_date,
             )
             for row in chunk
         ]
@@ -475,12 +598,18 @@ def create_followups(store: Store, conn_id: int, cfg: ConnectionConfig, connecto
             for row, task in zip(chunk, tasks, strict=True):
                 res = results.get(task.key)
                 if res is not None and res.ok:
-                    s.execute(update(ReengageFlag).where(ReengageFlag.id == row.id)
-                              .values(task_status="created", task_id=res.task_id, task_error=None))
+                    s.execute(
+                        update(ReengageFlag)
+                        .where(ReengageFlag.id == row.id)
+                        .values(task_status="created", task_id=res.task_id, task_error=None)
+                    )
                     _bump(counts, "tasks_created")
                 else:
-                    s.execute(update(ReengageFlag).where(ReengageFlag.id == row.id)
-                              .values(task_status="error", task_error=(res.error if res else "no result")))
+                    s.execute(
+                        update(ReengageFlag)
+                        .where(ReengageFlag.id == row.id)
+                        .values(task_status="error", task_error=(res.error if res else "no result"))
+                    )
                     _bump(counts, "task_errors")
 
 
@@ -511,8 +640,17 @@ def run_sync(
     with store.session() as s:
         conn = ensure_connection(s, cfg, now)
         version = latest_icp(s)
-        run = SyncRun(connection_id=conn.id, kind=kind, status="running", started_at=now, task_id=task_id,
-                      icp_version=version.number if version else None, counts={}, api_calls={}, timings={})
+        run = SyncRun(
+            connection_id=conn.id,
+            kind=kind,
+            status="running",
+            started_at=now,
+            task_id=task_id,
+            icp_version=version.number if version else None,
+            counts={},
+            api_calls={},
+            timings={},
+        )
         s.add(run)
         s.flush()
         run_id, conn_id = run.id, conn.id
@@ -534,12 +672,24 @@ def run_sync(
             missing = connector.check_fields(objects)  # type: ignore[arg-type]
             if missing:
                 raise MissingFieldsError(
-                    "owned fields are missing, so nothing will be written: " + ", ".join(missing)
-                    + f". Run `icp-worker fields install --connection {cfg.name}`.", missing=missing)
+                    "owned fields are missing, so nothing will be written: "
+                    + ", ".join(missing)
+                    + f". Run `icp-worker fields install --connection {cfg.name}`.",
+                    missing=missing,
+                )
             t = time.perf_counter()
             for obj in objects:
-                pull_object(store, conn_id, cfg, connector, obj, full=kind == "full", now=now, counts=counts,
-                            progress=progress)
+                pull_object(
+                    store,
+                    conn_id,
+                    cfg,
+                    connector,
+                    obj,
+                    full=kind == "full",
+                    now=now,
+                    counts=counts,
+                    progress=progress,
+                )
             phase("pull", t)
         t = time.perf_counter()
         for obj in objects:
@@ -572,9 +722,23 @@ def run_sync(
         except Exception:  # noqa: BLE001 - usage is informative; never mask the run's own outcome
             summary.api_calls = {}
         with store.session() as s:
-            s.execute(update(SyncRun).where(SyncRun.id == run_id).values(
-                status=summary.status, counts=counts, api_calls=summary.api_calls, timings=timings,
-                error=summary.error, finished_at=utcnow()))
-        bound.info("run.finished", status=summary.status, counts=counts, seconds=timings["total"],
-                   api_calls=summary.api_calls.get("calls"))
+            s.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id)
+                .values(
+                    status=summary.status,
+                    counts=counts,
+                    api_calls=summary.api_calls,
+                    timings=timings,
+                    error=summary.error,
+                    finished_at=utcnow(),
+                )
+            )
+        bound.info(
+            "run.finished",
+            status=summary.status,
+            counts=counts,
+            seconds=timings["total"],
+            api_calls=summary.api_calls.get("calls"),
+        )
     return summary

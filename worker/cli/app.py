@@ -20,8 +20,13 @@ app = typer.Typer(
 
 @app.callback()
 def main_options(
-    config: Path = typer.Option(None, "--config", "-c", envvar="ICP_WORKER_CONFIG",
-                                help="Connections file (default: ./icp-worker.yaml if present)."),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        envvar="ICP_WORKER_CONFIG",
+        help="Connections file (default: ./icp-worker.yaml if present).",
+    ),
 ) -> None:
     STATE.config_path = config
     STATE._config = None

@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from connectors.errors import ConnectorError
 from worker.config import ConnectionConfig, WorkerConfig, load_config
@@ -81,8 +88,10 @@ def handle_errors(func: F) -> F:
         except (UserError, NoIcpError, LookupError) as exc:
             fail(str(exc.args[0]) if exc.args else str(exc))
         except ConnectorError as exc:
-            fail(f"{type(exc).__name__}: {exc}", code=2 if not exc.transient and exc.kind in (
-                "auth", "config", "missing_fields") else 1)
+            fail(
+                f"{type(exc).__name__}: {exc}",
+                code=2 if not exc.transient and exc.kind in ("auth", "config", "missing_fields") else 1,
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -95,8 +104,16 @@ def print_json(data: Any) -> None:
 def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int], None]]:
     """A ``progress(phase, n)`` callback drawing one bar per phase on stderr (silent when not a terminal)."""
     show = enabled and err.is_terminal and not os.environ.get("ICP_WORKER_NO_PROGRESS")
-    with Progress(SpinnerColumn(), TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, disable=not show, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not show,
+        transient=False,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def advance(phase: str, n: int) -> None:

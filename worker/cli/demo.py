@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
 from worker.cli.common import handle_errors, out, print_json, progress_bar
@@ -29,10 +30,10 @@ from worker.store.db import Store
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
 
 
-
 def demo_connection(folder: Path) -> ConnectionConfig:
     return ConnectionConfig(
-        name="demo", crm="files",
+        name="demo",
+        crm="files",
         options={"path": str(folder / "crm"), "out": str(folder / "reimport")},
         industry_synonyms=DEMO_SYNONYMS,
     )
@@ -81,17 +82,28 @@ def demo(
     store = Store(f"sqlite:///{folder / 'demo.db'}")
     cfg = demo_connection(folder)
     config = WorkerConfig(connections=[cfg])
+    explore = {
+        "connections": [cfg.model_dump(mode="json", include={"name", "crm", "options", "industry_synonyms"})]
+    }
+    with open(folder / "icp-worker.yaml", "w", encoding="utf-8") as f:
+        f.write("# The demo's connection, to explore with the other commands\n")
+        YAML().dump(explore, f)
     say = (lambda *a, **k: None) if as_json else out.print
-    say(f"[bold]Sample CRM[/] in {folder / 'crm'}: {counts.accounts:,} accounts, {counts.opportunities:,} "
-        f"opportunities, {counts.leads:,} leads (messy values, as in real exports)")
+    say(
+        f"[bold]Sample CRM[/] in {folder / 'crm'}: {counts.accounts:,} accounts, {counts.opportunities:,} "
+        f"opportunities, {counts.leads:,} leads (messy values, as in real exports)"
+    )
 
     v1 = publish_file(store, bundled("icp_v1.yaml"), note="first ICP", author="demo").version
     say(f"published ICP v{v1.number}: {v1.name}")
     with progress_bar(not as_json) as progress:
         first = sync_connection(store, cfg, kind="full", progress=progress)
-    say(f"first sync: {first.status}, {first.counts.get('scored', 0):,} records scored, "
+    say(
+        f"first sync: {first.status}, {first.counts.get('scored', 0):,} records scored, "
         f"{first.counts.get('written', 0):,} written to {folder / 'reimport'} "
-        f"({first.counts.get('warnings', 0):,} unreadable values kept as warnings) in {first.timings['total']:.1f}s")
+        f"({first.counts.get('warnings', 0):,} unreadable values kept as warnings) "
+        f"in {first.timings['total']:.1f}s"
+    )
     spec_v2 = load_icp(bundled("icp_v2.yaml"))
     tiers = [t for t in spec_v2.tier_names]
     before = tier_distribution(store)
@@ -105,42 +117,71 @@ def demo(
         out.print("\n[bold]Preview of ICP v2[/] (from the snapshot store, no CRM call)")
         render_preview(preview, tier_order(spec_v2, preview.transitions))
 
-    v2 = publish_file(store, bundled("icp_v2.yaml"), note="quarterly revision: mid-market", author="demo").version
+    v2 = publish_file(
+        store, bundled("icp_v2.yaml"), note="quarterly revision: mid-market", author="demo"
+    ).version
     with progress_bar(not as_json) as progress:
         (second,) = reevaluate_all(store, config, progress=progress)
     after = tier_distribution(store)
     with store.session() as s:
         flags = s.execute(
             select(ReengageFlag, RecordSnapshot.name)
-            .join(RecordSnapshot, (RecordSnapshot.connection_id == ReengageFlag.connection_id)
-                  & (RecordSnapshot.object_type == ReengageFlag.object_type)
-                  & (RecordSnapshot.external_id == ReengageFlag.external_id))
-            .where(ReengageFlag.state == "active").order_by(ReengageFlag.id)
+            .join(
+                RecordSnapshot,
+                (RecordSnapshot.connection_id == ReengageFlag.connection_id)
+                & (RecordSnapshot.object_type == ReengageFlag.object_type)
+                & (RecordSnapshot.external_id == ReengageFlag.external_id),
+            )
+            .where(ReengageFlag.state == "active")
+            # the best fits first, leads before accounts: what a rep would work first
+            .order_by(
+                (ReengageFlag.to_tier != spec_v2.tiers[0][0]),
+                ReengageFlag.object_type.desc(),
+                ReengageFlag.id,
+            )
         ).all()
     kinds = Counter(f.kind for f, _ in flags)
     if as_json:
-        print_json({
-            "folder": str(folder), "records": counts.total, "icp_versions": [v1.number, v2.number],
-            "first_sync": first.__dict__, "reevaluation": second.__dict__,
-            "tiers_before": before, "tiers_after": after,
-            "preview": preview.as_dict(tier_order(spec_v2, preview.transitions)),
-            "reengage": [{"id": f.external_id, "name": n, "object_type": f.object_type, "kind": f.kind,
-                          "reason": f.reason} for f, n in flags],
-        })
+        print_json(
+            {
+                "folder": str(folder),
+                "records": counts.total,
+                "icp_versions": [v1.number, v2.number],
+                "first_sync": first.__dict__,
+                "reevaluation": second.__dict__,
+                "tiers_before": before,
+                "tiers_after": after,
+                "preview": preview.as_dict(tier_order(spec_v2, preview.transitions)),
+                "reengage": [
+                    {
+                        "id": f.external_id,
+                        "name": n,
+                        "object_type": f.object_type,
+                        "kind": f.kind,
+                        "reason": f.reason,
+                    }
+                    for f, n in flags
+                ],
+            }
+        )
         return
-    out.print(f"\npublished ICP v{v2.number}; re-evaluation from snapshots: {second.counts.get('scored', 0):,} "
-              f"scored, {second.counts.get('written', 0):,} changed records written, no CRM read")
+    out.print(
+        f"\npublished ICP v{v2.number}; re-evaluation from snapshots: {second.counts.get('scored', 0):,} "
+        f"scored, {second.counts.get('written', 0):,} changed records written, no CRM read"
+    )
     print_distribution(f"Tiers under ICP v{v2.number}", after, tiers)
-    out.print(f"\n[bold]Re-engagement list[/]: {len(flags):,} records "
-              f"({kinds.get('dismissed', 0):,} dismissed, {kinds.get('stale', 0):,} stale) now fit")
+    out.print(
+        f"\n[bold]Re-engagement list[/]: {len(flags):,} records "
+        f"({kinds.get('dismissed', 0):,} dismissed, {kinds.get('stale', 0):,} stale) now fit"
+    )
     table = Table("record", "name", "owner", "why")
     for f, name in flags[:15]:
         table.add_row(f"{f.object_type} {f.external_id}", name or "", f.owner_id or "", f.reason)
     out.print(table)
-    out.print(f"\nRe-import files for the CRM: {folder / 'reimport'}\n"
-              f"Explore: icp-worker --config {folder / 'icp-worker.yaml'} runs | reengage list | icp history "
-              f"(with DATABASE_URL=sqlite:///{folder / 'demo.db'})")
-    (folder / "icp-worker.yaml").write_text(
-        "# The demo's connection, to explore with the other commands\nconnections:\n"
-        f"  - name: demo\n    crm: files\n    options:\n      path: {folder / 'crm'}\n"
-        f"      out: {folder / 'reimport'}\n", encoding="utf-8")
+    out.print(
+        f"\nRe-import files for the CRM: {folder / 'reimport'}\nExplore the demo's store:\n"
+        f"  export DATABASE_URL=sqlite:///{folder / 'demo.db'}\n"
+        f"  export ICP_WORKER_CONFIG={folder / 'icp-worker.yaml'}\n"
+        "  icp-worker runs; icp-worker reengage list; icp-worker icp history; icp-worker icp diff 1 2",
+        highlight=False,
+    )

@@ -33,14 +33,20 @@ def _author() -> str:
 def validate(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="ICP YAML file.")) -> None:
     """Check an ICP file; every error is reported with its line and field."""
     spec = load_icp(file)
-    out.print(f"[green]ok[/] {file}: {spec.name!r}, {len(spec.criteria)} criteria, "
-              f"{len(spec.disqualifiers)} disqualifiers, tiers "
-              + ", ".join(f"{t} ≥ {s}" for t, s in spec.tiers) + f", else {spec.fallback_tier}")
+    out.print(
+        f"[green]ok[/] {file}: {spec.name!r}, {len(spec.criteria)} criteria, "
+        f"{len(spec.disqualifiers)} disqualifiers, tiers "
+        + ", ".join(f"{t} ≥ {s}" for t, s in spec.tiers)
+        + f", else {spec.fallback_tier}"
+    )
 
 
 def render_preview(preview: ConnectionPreview, tiers: list[str]) -> None:
-    seen = [t for t in tiers if any(preview.transitions.get((t, b)) or preview.transitions.get((b, t))
-                                    for b in tiers)]
+    seen = [
+        t
+        for t in tiers
+        if any(preview.transitions.get((t, b)) or preview.transitions.get((b, t)) for b in tiers)
+    ]
     table = Table(title=f"{preview.connection}: current tier → proposed tier ({preview.records:,} records)")
     table.add_column("current \\ proposed")
     for t in seen:
@@ -49,13 +55,17 @@ def render_preview(preview: ConnectionPreview, tiers: list[str]) -> None:
         table.add_row(a, *[f"{preview.transitions.get((a, b), 0):,}" or "" for b in seen])
     out.print(table)
     written = sum(preview.to_write.values())
-    out.print(f"records whose fit fields would be written: [bold]{written:,}[/] "
-              f"({', '.join(f'{k} {v:,}' for k, v in preview.to_write.items()) or 'none'}); "
-              f"about {preview.api_calls:,} {preview.crm} write call(s)")
+    out.print(
+        f"records whose fit fields would be written: [bold]{written:,}[/] "
+        f"({', '.join(f'{k} {v:,}' for k, v in preview.to_write.items()) or 'none'}); "
+        f"about {preview.api_calls:,} {preview.crm} write call(s)"
+    )
     out.print(f"re-engagement candidates: [bold]{preview.candidates:,}[/]")
     for c in preview.examples:
-        out.print(f"  {c.object_type} {c.external_id} {c.name or ''} (owner {c.owner_id or '-'}): {c.reason}",
-                  highlight=False)
+        out.print(
+            f"  {c.object_type} {c.external_id} {c.name or ''} (owner {c.owner_id or '-'}): {c.reason}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -66,7 +76,9 @@ def preview(
     examples: int = typer.Option(10, help="Re-engagement examples to show."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """What publishing FILE would change: tier moves, records to write, re-engagement candidates. No CRM call."""
+    """What publishing FILE would change: tier moves, records to write, re-engagement candidates.
+
+    Computed from the snapshot store: no CRM call."""
     proposed = load_icp(file)
     store = STATE.store()
     now = datetime.now(UTC)
@@ -84,8 +96,12 @@ def preview(
             results.append(preview_connection(s, conn, cfg, proposed, number, now, examples))
         backtests = _backtests(s, current, proposed, names)
     if as_json:
-        print_json({"proposed_version": number, "connections": [
-            p.as_dict(tier_order(proposed, p.transitions)) for p in results]})
+        print_json(
+            {
+                "proposed_version": number,
+                "connections": [p.as_dict(tier_order(proposed, p.transitions)) for p in results],
+            }
+        )
         return
     if current:
         changes = diff_specs(spec_of(current), proposed)
@@ -113,8 +129,10 @@ def _backtests(session, current, proposed, names: list[str]) -> list[str]:
         history = load_history(session, conn.id)
         if not any(h.closed for h in history):
             continue
-        texts.append(f"\n[{name}] backtest on closed deals: current v{current.number} | proposed\n"
-                     + render_side_by_side(backtest(spec_of(current), history), backtest(proposed, history)))
+        texts.append(
+            f"\n[{name}] backtest on closed deals: current v{current.number} | proposed\n"
+            + render_side_by_side(backtest(spec_of(current), history), backtest(proposed, history))
+        )
     return texts
 
 
@@ -139,8 +157,14 @@ def publish(
     if published.created and not no_reevaluate:
         summaries = enqueue_or_run_reevaluation(store)
     if as_json:
-        print_json({"version": v.number, "created": published.created, "hash": v.content_hash,
-                    "runs": [s.__dict__ for s in summaries]})
+        print_json(
+            {
+                "version": v.number,
+                "created": published.created,
+                "hash": v.content_hash,
+                "runs": [s.__dict__ for s in summaries],
+            }
+        )
 
 
 def enqueue_or_run_reevaluation(store):
@@ -156,8 +180,10 @@ def enqueue_or_run_reevaluation(store):
     with progress_bar() as progress:
         summaries = reevaluate_all(store, STATE.config(), progress=progress)
     for s in summaries:
-        out.print(f"re-evaluated {s.connection}: {s.status}, scored {s.counts.get('scored', 0):,}, "
-                  f"written {s.counts.get('written', 0):,}, flagged {s.counts.get('flags_raised', 0):,}")
+        out.print(
+            f"re-evaluated {s.connection}: {s.status}, scored {s.counts.get('scored', 0):,}, "
+            f"written {s.counts.get('written', 0):,}, flagged {s.counts.get('flags_raised', 0):,}"
+        )
     return summaries
 
 
@@ -168,19 +194,38 @@ def history_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     with STATE.store().session() as s:
         rows = versions.history(s)
     if as_json:
-        print_json([{"version": v.number, "name": v.name, "hash": v.content_hash, "author": v.author,
-                     "note": v.note, "created_at": v.created_at.isoformat()} for v in rows])
+        print_json(
+            [
+                {
+                    "version": v.number,
+                    "name": v.name,
+                    "hash": v.content_hash,
+                    "author": v.author,
+                    "note": v.note,
+                    "created_at": v.created_at.isoformat(),
+                }
+                for v in rows
+            ]
+        )
         return
     table = Table("version", "name", "published", "author", "note", "sha256")
     for v in rows:
-        table.add_row(str(v.number), v.name, v.created_at.strftime("%Y-%m-%d %H:%M"), v.author, v.note,
-                      v.content_hash[:12])
+        table.add_row(
+            str(v.number),
+            v.name,
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            v.author,
+            v.note,
+            v.content_hash[:12],
+        )
     out.print(table)
 
 
 @app.command()
 @handle_errors
-def diff(a: int = typer.Argument(..., help="Old version."), b: int = typer.Argument(..., help="New version.")) -> None:
+def diff(
+    a: int = typer.Argument(..., help="Old version."), b: int = typer.Argument(..., help="New version.")
+) -> None:
     """Criteria, weights and thresholds that changed between two versions."""
     with STATE.store().session() as s:
         old, new = spec_of(versions.get_version(s, a)), spec_of(versions.get_version(s, b))

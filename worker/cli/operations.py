@@ -53,10 +53,12 @@ def sync(
     for s in summaries:
         c = s.counts
         pulled = sum(v for k, v in c.items() if k.startswith("pulled_"))
-        out.print(f"{s.connection}: {s.status} (run {s.run_id}) pulled {pulled:,}, scored {c.get('scored', 0):,}, "
-                  f"written {c.get('written', 0):,}, write errors {c.get('write_errors', 0):,}, "
-                  f"flags raised {c.get('flags_raised', 0):,}, cleared {c.get('flags_cleared', 0):,} "
-                  f"in {s.timings.get('total', 0):.1f}s")
+        out.print(
+            f"{s.connection}: {s.status} (run {s.run_id}) pulled {pulled:,}, scored {c.get('scored', 0):,}, "
+            f"written {c.get('written', 0):,}, write errors {c.get('write_errors', 0):,}, "
+            f"flags raised {c.get('flags_raised', 0):,}, cleared {c.get('flags_cleared', 0):,} "
+            f"in {s.timings.get('total', 0):.1f}s"
+        )
         if s.error:
             err.print(f"  {s.error}", highlight=False)
     if any(s.status not in ("succeeded", "partial") for s in summaries):
@@ -76,19 +78,55 @@ def runs(
             q = q.where(Connection.name == connection)
         rows = s.execute(q.order_by(SyncRun.id.desc()).limit(limit)).all()
     if as_json:
-        print_json([{"id": r.id, "connection": name, "kind": r.kind, "status": r.status, "icp_version": r.icp_version,
-                     "counts": r.counts, "api_calls": r.api_calls, "timings": r.timings, "error": r.error,
-                     "started_at": r.started_at, "finished_at": r.finished_at} for r, name in rows])
+        print_json(
+            [
+                {
+                    "id": r.id,
+                    "connection": name,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "icp_version": r.icp_version,
+                    "counts": r.counts,
+                    "api_calls": r.api_calls,
+                    "timings": r.timings,
+                    "error": r.error,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                }
+                for r, name in rows
+            ]
+        )
         return
-    table = Table("run", "connection", "kind", "status", "ICP", "started", "pulled", "scored", "written",
-                  "errors", "seconds", "error")
+    table = Table(
+        "run",
+        "connection",
+        "kind",
+        "status",
+        "ICP",
+        "started",
+        "pulled",
+        "scored",
+        "written",
+        "errors",
+        "seconds",
+        "error",
+    )
     for r, name in rows:
         c = r.counts or {}
-        table.add_row(str(r.id), name or "-", r.kind, r.status, f"v{r.icp_version}" if r.icp_version else "-",
-                      r.started_at.strftime("%Y-%m-%d %H:%M"),
-                      f"{sum(v for k, v in c.items() if k.startswith('pulled_')):,}", f"{c.get('scored', 0):,}",
-                      f"{c.get('written', 0):,}", f"{c.get('write_errors', 0):,}",
-                      f"{(r.timings or {}).get('total', 0):.1f}", (r.error or "")[:80])
+        table.add_row(
+            str(r.id),
+            name or "-",
+            r.kind,
+            r.status,
+            f"v{r.icp_version}" if r.icp_version else "-",
+            r.started_at.strftime("%Y-%m-%d %H:%M"),
+            f"{sum(v for k, v in c.items() if k.startswith('pulled_')):,}",
+            f"{c.get('scored', 0):,}",
+            f"{c.get('written', 0):,}",
+            f"{c.get('write_errors', 0):,}",
+            f"{(r.timings or {}).get('total', 0):.1f}",
+            (r.error or "")[:80],
+        )
     out.print(table)
 
 
@@ -102,27 +140,57 @@ def reengage_list(
 ) -> None:
     """Records flagged for re-engagement, with the reason."""
     with STATE.store().session() as s:
-        q = (select(ReengageFlag, Connection.name, RecordSnapshot.name)
-             .join(Connection, Connection.id == ReengageFlag.connection_id)
-             .outerjoin(RecordSnapshot, (RecordSnapshot.connection_id == ReengageFlag.connection_id)
-                        & (RecordSnapshot.object_type == ReengageFlag.object_type)
-                        & (RecordSnapshot.external_id == ReengageFlag.external_id)))
+        q = (
+            select(ReengageFlag, Connection.name, RecordSnapshot.name)
+            .join(Connection, Connection.id == ReengageFlag.connection_id)
+            .outerjoin(
+                RecordSnapshot,
+                (RecordSnapshot.connection_id == ReengageFlag.connection_id)
+                & (RecordSnapshot.object_type == ReengageFlag.object_type)
+                & (RecordSnapshot.external_id == ReengageFlag.external_id),
+            )
+        )
         if connection:
             q = q.where(Connection.name == connection)
         if not include_cleared:
             q = q.where(ReengageFlag.state == "active")
         rows = s.execute(q.order_by(ReengageFlag.id.desc()).limit(limit)).all()
     if as_json:
-        print_json([{"connection": c, "object_type": f.object_type, "id": f.external_id, "name": n,
-                     "owner_id": f.owner_id, "state": f.state, "kind": f.kind, "from_tier": f.from_tier,
-                     "to_tier": f.to_tier, "icp_version": f.to_version, "reason": f.reason,
-                     "raised_at": f.raised_at, "task": f.task_status, "cleared": f.clear_reason}
-                    for f, c, n in rows])
+        print_json(
+            [
+                {
+                    "connection": c,
+                    "object_type": f.object_type,
+                    "id": f.external_id,
+                    "name": n,
+                    "owner_id": f.owner_id,
+                    "state": f.state,
+                    "kind": f.kind,
+                    "from_tier": f.from_tier,
+                    "to_tier": f.to_tier,
+                    "icp_version": f.to_version,
+                    "reason": f.reason,
+                    "raised_at": f.raised_at,
+                    "task": f.task_status,
+                    "cleared": f.clear_reason,
+                }
+                for f, c, n in rows
+            ]
+        )
         return
     table = Table("connection", "record", "name", "owner", "kind", "move", "raised", "task", "reason")
     for f, c, n in rows:
-        table.add_row(c, f"{f.object_type} {f.external_id}", n or "", f.owner_id or "", f.kind,
-                      f"{f.from_tier} → {f.to_tier}", f.raised_at.strftime("%Y-%m-%d"), f.task_status, f.reason)
+        table.add_row(
+            c,
+            f"{f.object_type} {f.external_id}",
+            n or "",
+            f.owner_id or "",
+            f.kind,
+            f"{f.from_tier} → {f.to_tier}",
+            f.raised_at.strftime("%Y-%m-%d"),
+            f.task_status,
+            f.reason,
+        )
     out.print(table)
 
 
@@ -180,6 +248,11 @@ def connections_list(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     table = Table("name", "crm", "objects", "schedule", "env prefix")
     for c in config.connections:
-        table.add_row(c.name, c.crm, ", ".join(c.objects), f"{c.schedule.cron} {c.schedule.timezone}",
-                      c.env_prefix or "")
+        table.add_row(
+            c.name,
+            c.crm,
+            ", ".join(c.objects),
+            f"{c.schedule.cron} {c.schedule.timezone}",
+            c.env_prefix or "",
+        )
     out.print(table)

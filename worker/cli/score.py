@@ -88,8 +88,10 @@ def score(
         if "country" in mapping.values():
             unmapped = [a for a in unmapped if a != "region"]
         for attr in unmapped:
-            err.print(f"warning: no column for attribute {attr!r}: every row is missing it "
-                      f"(use --map COLUMN={attr})")
+            err.print(
+                f"warning: no column for attribute {attr!r}: every row is missing it "
+                f"(use --map COLUMN={attr})"
+            )
         output.parent.mkdir(parents=True, exist_ok=True)
         with open(output, "w", newline="", encoding="utf-8") as dst, progress_bar(not as_json) as progress:
             writer = csv.writer(dst)
@@ -100,12 +102,21 @@ def score(
                 result = scorer.score(attributes)
                 tiers[result.tier] += 1
                 rows += 1
-                writer.writerow([escape_formula(row.get(h) or "") for h in headers]
-                                + [result.score, result.tier, f"{result.coverage:.2f}", escape_formula(result.compact(255))])
+                writer.writerow(
+                    [escape_formula(row.get(h) or "") for h in headers]
+                    + [
+                        result.score,
+                        result.tier,
+                        f"{result.coverage:.2f}",
+                        escape_formula(result.compact(255)),
+                    ]
+                )
                 if rows % 1000 == 0:
                     progress("score", 1000)
     summary = {"rows": rows, "output": str(output), "tiers": dict(tiers), "columns": mapping}
     if as_json:
         print_json(summary)
     else:
-        out.print(f"scored {rows:,} rows → {output}: " + ", ".join(f"{t} {n:,}" for t, n in tiers.most_common()))
+        out.print(
+            f"scored {rows:,} rows → {output}: " + ", ".join(f"{t} {n:,}" for t, n in tiers.most_common())
+        )

@@ -14,12 +14,47 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-ACCOUNT_COLUMNS = ["Id", "Name", "Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry", "BillingState",
-                   "OwnerId", "LastActivityDate", "LastModifiedDate", "Tech_Stack__c", "Type"]
-OPPORTUNITY_COLUMNS = ["Id", "Name", "AccountId", "StageName", "IsClosed", "IsWon", "Amount", "CloseDate", "OwnerId",
-                       "LastModifiedDate"]
-LEAD_COLUMNS = ["Id", "Company", "Industry", "NumberOfEmployees", "AnnualRevenue", "Country", "State", "Status",
-                "IsConverted", "OwnerId", "LastActivityDate", "LastModifiedDate", "Tech_Stack__c"]
+ACCOUNT_COLUMNS = [
+    "Id",
+    "Name",
+    "Industry",
+    "NumberOfEmployees",
+    "AnnualRevenue",
+    "BillingCountry",
+    "BillingState",
+    "OwnerId",
+    "LastActivityDate",
+    "LastModifiedDate",
+    "Tech_Stack__c",
+    "Type",
+]
+OPPORTUNITY_COLUMNS = [
+    "Id",
+    "Name",
+    "AccountId",
+    "StageName",
+    "IsClosed",
+    "IsWon",
+    "Amount",
+    "CloseDate",
+    "OwnerId",
+    "LastModifiedDate",
+]
+LEAD_COLUMNS = [
+    "Id",
+    "Company",
+    "Industry",
+    "NumberOfEmployees",
+    "AnnualRevenue",
+    "Country",
+    "State",
+    "Status",
+    "IsConverted",
+    "OwnerId",
+    "LastActivityDate",
+    "LastModifiedDate",
+    "Tech_Stack__c",
+]
 
 # (canonical industry, messy spellings seen in exports, share)
 INDUSTRIES = [
@@ -36,8 +71,12 @@ INDUSTRIES = [
 ]
 # (alpha-2, messy spellings, states, share)
 COUNTRIES = [
-    ("US", ["United States", "USA", "U.S.", "us", "United States of America", "US"], ["CA", "NY", "TX", "WA", "MA"],
-     0.42),
+    (
+        "US",
+        ["United States", "USA", "U.S.", "us", "United States of America", "US"],
+        ["CA", "NY", "TX", "WA", "MA"],
+        0.42,
+    ),
     ("CA", ["Canada", "CAN"], ["ON", "BC", "QC"], 0.08),
     ("GB", ["United Kingdom", "UK", "Great Britain", "England"], [""], 0.10),
     ("DE", ["Germany", "Deutschland", "DE"], [""], 0.08),
@@ -52,18 +91,62 @@ COUNTRIES = [
 ]
 #: How the sample's industry spellings map to the ICP's industries (a connection's ``industry_synonyms``).
 DEMO_SYNONYMS = {
-    "Software": "Computer Software", "SaaS": "Computer Software",
-    "Information Technology": "IT Services", "IT services & consulting": "IT Services",
-    "Banking": "Financial Services", "Fintech": "Financial Services",
-    "Health Care": "Healthcare", "Hospital & Health Care": "Healthcare",
-    "Public Sector": "Government", "Higher Education": "Education", "E-commerce": "Retail",
-    "Industrial": "Manufacturing", "Staffing and Recruiting": "Staffing",
+    "Software": "Computer Software",
+    "SaaS": "Computer Software",
+    "Information Technology": "IT Services",
+    "IT services & consulting": "IT Services",
+    "Banking": "Financial Services",
+    "Fintech": "Financial Services",
+    "Health Care": "Healthcare",
+    "Hospital & Health Care": "Healthcare",
+    "Public Sector": "Government",
+    "Higher Education": "Education",
+    "E-commerce": "Retail",
+    "Industrial": "Manufacturing",
+    "Staffing and Recruiting": "Staffing",
 }
-STACK = ["Salesforce", "HubSpot", "Okta", "Slack", "Snowflake", "Zendesk", "Workday", "Marketo", "AWS", "Azure"]
-LEAD_STATUSES = [("Open - Not Contacted", 0.25), ("Working - Contacted", 0.20), ("Closed - Not Converted", 0.25),
-                 ("Unqualified", 0.12), ("Nurture", 0.08), ("Closed - Converted", 0.10)]
-WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell",
-         "Cyberdyne", "Wonka", "Gringotts", "Oscorp", "Aperture", "Massive", "Blue", "North", "Pioneer", "Summit"]
+STACK = [
+    "Salesforce",
+    "HubSpot",
+    "Okta",
+    "Slack",
+    "Snowflake",
+    "Zendesk",
+    "Workday",
+    "Marketo",
+    "AWS",
+    "Azure",
+]
+LEAD_STATUSES = [
+    ("Open - Not Contacted", 0.25),
+    ("Working - Contacted", 0.20),
+    ("Closed - Not Converted", 0.25),
+    ("Unqualified", 0.12),
+    ("Nurture", 0.08),
+    ("Closed - Converted", 0.10),
+]
+WORDS = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Gringotts",
+    "Oscorp",
+    "Aperture",
+    "Massive",
+    "Blue",
+    "North",
+    "Pioneer",
+    "Summit",
+]
 SUFFIX = ["Inc", "LLC", "GmbH", "Ltd", "Systems", "Labs", "Group", "Software", "Health", "Partners"]
 
 
@@ -129,8 +212,14 @@ def _stack(rng: random.Random) -> str:
     return ";".join(rng.sample(STACK, rng.randint(1, 4)))
 
 
-def write_sample_crm(folder: Path, *, accounts: int = 3000, seed: int = 7, today: date | None = None,
-                     modified_at: datetime | None = None) -> SampleCounts:
+def write_sample_crm(
+    folder: Path,
+    *,
+    accounts: int = 3000,
+    seed: int = 7,
+    today: date | None = None,
+    modified_at: datetime | None = None,
+) -> SampleCounts:
     """Write accounts.csv, opportunities.csv and leads.csv into ``folder``."""
     rng = random.Random(seed)
     today = today or date.today()
@@ -138,9 +227,11 @@ def write_sample_crm(folder: Path, *, accounts: int = 3000, seed: int = 7, today
     folder.mkdir(parents=True, exist_ok=True)
     owners = [f"005{n:012d}" for n in range(1, 13)]
     n_opps = n_leads = 0
-    with (open(folder / "accounts.csv", "w", newline="", encoding="utf-8") as fa,
-          open(folder / "opportunities.csv", "w", newline="", encoding="utf-8") as fo,
-          open(folder / "leads.csv", "w", newline="", encoding="utf-8") as fl):
+    with (
+        open(folder / "accounts.csv", "w", newline="", encoding="utf-8") as fa,
+        open(folder / "opportunities.csv", "w", newline="", encoding="utf-8") as fo,
+        open(folder / "leads.csv", "w", newline="", encoding="utf-8") as fl,
+    ):
         wa, wo, wl = csv.writer(fa), csv.writer(fo), csv.writer(fl)
         wa.writerow(ACCOUNT_COLUMNS)
         wo.writerow(OPPORTUNITY_COLUMNS)
@@ -154,39 +245,85 @@ def write_sample_crm(folder: Path, *, accounts: int = 3000, seed: int = 7, today
             owner = rng.choice(owners)
             stamp = _stamp(base_stamp - timedelta(seconds=(accounts - i) * 7))
             # The planted pattern: software, 500+ employees, North America win far more often.
-            fit = (0.45 if industry == "Computer Software" else 0.12 if industry == "IT Services" else 0.0) + (
-                0.30 if (employees or 0) >= 500 else 0.10 if (employees or 0) >= 200 else 0.0) + (
-                0.25 if country in ("US", "CA") else 0.05 if country in ("GB", "DE") else 0.0)
+            fit = (
+                (0.45 if industry == "Computer Software" else 0.12 if industry == "IT Services" else 0.0)
+                + (0.30 if (employees or 0) >= 500 else 0.10 if (employees or 0) >= 200 else 0.0)
+                + (0.25 if country in ("US", "CA") else 0.05 if country in ("GB", "DE") else 0.0)
+            )
             win_rate = 0.08 + 0.72 * fit
             opps = []
             for k in range(rng.choice([0, 0, 1, 1, 1, 2, 2, 3])):
                 closed = rng.random() < 0.8
                 won = closed and rng.random() < win_rate
-                close = today - timedelta(days=rng.randint(-60, 900)) if not closed else \
-                    today - timedelta(days=rng.randint(1, 900))
-                stage = ("Closed Won" if won else "Closed Lost") if closed else rng.choice(
-                    ["Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review"])
+                close = (
+                    today - timedelta(days=rng.randint(-60, 900))
+                    if not closed
+                    else today - timedelta(days=rng.randint(1, 900))
+                )
+                stage = (
+                    ("Closed Won" if won else "Closed Lost")
+                    if closed
+                    else rng.choice(
+                        ["Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review"]
+                    )
+                )
                 amount = round((employees or 100) * rng.uniform(20, 120), -2)
                 opps.append((f"006{i:010d}{k:02d}", stage, closed, won, amount, close))
             is_customer = any(o[3] for o in opps)
-            wa.writerow([acc_id, name, rng.choice(spellings), emp_text, _revenue(rng, employees),
-                         rng.choice(cspell), rng.choice(states), owner, _activity(rng, today, 0.35), stamp,
-                         _stack(rng), "Customer - Direct" if is_customer else rng.choice(["Prospect", "", "Other"])])
+            wa.writerow(
+                [
+                    acc_id,
+                    name,
+                    rng.choice(spellings),
+                    emp_text,
+                    _revenue(rng, employees),
+                    rng.choice(cspell),
+                    rng.choice(states),
+                    owner,
+                    _activity(rng, today, 0.35),
+                    stamp,
+                    _stack(rng),
+                    "Customer - Direct" if is_customer else rng.choice(["Prospect", "", "Other"]),
+                ]
+            )
             for opp_id, stage, closed, won, amount, close in opps:
-                wo.writerow([opp_id, f"{name} - {rng.choice(['New', 'Expansion', 'Renewal'])}", acc_id, stage,
-                             str(closed).lower(), str(won).lower(),
-                             rng.choice([f"{amount:.0f}", f"{amount:,.2f}"]), close.isoformat(), owner, stamp])
+                wo.writerow(
+                    [
+                        opp_id,
+                        f"{name} - {rng.choice(['New', 'Expansion', 'Renewal'])}",
+                        acc_id,
+                        stage,
+                        str(closed).lower(),
+                        str(won).lower(),
+                        rng.choice([f"{amount:.0f}", f"{amount:,.2f}"]),
+                        close.isoformat(),
+                        owner,
+                        stamp,
+                    ]
+                )
                 n_opps += 1
             for k in range(rng.choice([0, 1, 1, 2, 2, 3, 4])):
                 status = _pick(rng, LEAD_STATUSES)[0]
                 l_industry, l_spell, _ = _pick(rng, INDUSTRIES)
                 l_country, l_cspell, l_states, _ = _pick(rng, COUNTRIES)
                 l_emp, l_emp_text = _employees(rng)
-                wl.writerow([
-                    f"00Q{i:010d}{k:02d}", f"{rng.choice(WORDS)} {rng.choice(SUFFIX)}", rng.choice(l_spell),
-                    l_emp_text, _revenue(rng, l_emp), rng.choice(l_cspell), rng.choice(l_states), status,
-                    str(status == "Closed - Converted").lower(), rng.choice(owners), _activity(rng, today, 0.45),
-                    stamp, _stack(rng)])
+                wl.writerow(
+                    [
+                        f"00Q{i:010d}{k:02d}",
+                        f"{rng.choice(WORDS)} {rng.choice(SUFFIX)}",
+                        rng.choice(l_spell),
+                        l_emp_text,
+                        _revenue(rng, l_emp),
+                        rng.choice(l_cspell),
+                        rng.choice(l_states),
+                        status,
+                        str(status == "Closed - Converted").lower(),
+                        rng.choice(owners),
+                        _activity(rng, today, 0.45),
+                        stamp,
+                        _stack(rng),
+                    ]
+                )
                 n_leads += 1
     return SampleCounts(accounts, n_opps, n_leads)
 
@@ -199,7 +336,10 @@ def touch_sample_crm(folder: Path, *, share: float = 0.01, seed: int = 11, modif
     for name, emp_col in (("accounts.csv", "NumberOfEmployees"), ("leads.csv", "NumberOfEmployees")):
         path = folder / name
         tmp = path.with_suffix(".tmp")
-        with open(path, newline="", encoding="utf-8") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
+        with (
+            open(path, newline="", encoding="utf-8") as src,
+            open(tmp, "w", newline="", encoding="utf-8") as dst,
+        ):
             reader = csv.DictReader(src)
             writer = csv.DictWriter(dst, fieldnames=reader.fieldnames or [])
             writer.writeheader()

@@ -8,7 +8,7 @@ YAML shape (documented with a full example in the README)::
     name: Mid-market SaaS
     tiers: {best: 80, good: 60}      # descending thresholds; below the lowest: ``fallback_tier`` (poor)
     min_coverage: 0.5
-    reengage_tiers: [best, good]      # target tiers for re-engagement (default: every tier above the fallback)
+    reengage_tiers: [best, good]      # re-engagement targets (default: every tier above the fallback)
     criteria:
       - key: industry                 # stable reason code
         attribute: industry           # canonical attribute the criterion reads

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -142,7 +143,9 @@ def preview_connection(
                     dismissed_statuses=cfg.dismissed,
                     stale_days=cfg.reengage.stale_days,
                     cooloff_days=cfg.reengage.cooloff_days,
-                    explanation=lambda: rise_explanation(fit.tier, tier, proposed_number, fit.reasons or [], reasons),
+                    explanation=partial(
+                        rise_explanation, fit.tier, tier, proposed_number, fit.reasons or [], reasons
+                    ),
                 )
                 if decision.raise_kind:
                     out.candidates += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout (several processes may share it)."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout (processes may share it)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -86,7 +86,7 @@ class Store:
 _pid_store: dict[int, Store] = {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _store_for(url: str, pid: int) -> Store:
     return Store(url)
 

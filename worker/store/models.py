@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-
     Date,
     DateTime,
     Float,
@@ -76,7 +75,9 @@ class IcpVersion(Base):
 
 class RecordSnapshot(Base):
     __tablename__ = "record_snapshots"
-    __table_args__ = (UniqueConstraint("connection_id", "object_type", "external_id", name="uq_snapshot_record"),)
+    __table_args__ = (
+        UniqueConstraint("connection_id", "object_type", "external_id", name="uq_snapshot_record"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
@@ -192,7 +193,9 @@ class SyncRun(Base):
 class Cursor(Base):
     __tablename__ = "cursors"
 
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
     object_type: Mapped[str] = mapped_column(String(20), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -18,8 +18,14 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
     if not account_ids:
         return {}
     rows = session.execute(
-        select(RecordSnapshot.external_id, RecordFit.score, RecordFit.tier, RecordFit.coverage, RecordFit.reasons,
-               RecordFit.reasons_text)
+        select(
+            RecordSnapshot.external_id,
+            RecordFit.score,
+            RecordFit.tier,
+            RecordFit.coverage,
+            RecordFit.reasons,
+            RecordFit.reasons_text,
+        )
         .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
         .where(
             RecordSnapshot.connection_id == conn_id,
@@ -84,5 +90,3 @@ def record_state(snap: Any, opp_statuses: dict[str, list[dict]]) -> RecordState:
         latest_opportunity_lost=latest_lost,
         is_customer=is_customer,
     )
-
-
