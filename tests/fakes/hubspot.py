@@ -1224,9 +1224,11 @@ def connector_for(
     *,
     env_prefix: str = "TEST_",
     oauth: bool = False,
+    limiter: Any = None,
     **options: Any,
 ) -> Any:
-    """A ``HubSpotConnector`` pointed at ``fake`` with its credentials (and ``clock`` as every seam)."""
+    """A ``HubSpotConnector`` pointed at ``fake`` with its credentials (``clock`` as every time seam;
+    ``limiter`` shared between connectors that stand for one portal's workers)."""
     from connectors.hubspot import HubSpotConnector
 
     env = (
@@ -1241,5 +1243,7 @@ def connector_for(
     seams: dict[str, Any] = {}
     if clock is not None:
         seams = {"clock": clock.monotonic, "sleep": clock.sleep, "utcnow": clock.utcnow}
+    if limiter is not None:
+        seams["limiter"] = limiter
     opts = {"host": fake.url, **({"auth": "oauth"} if oauth else {}), **options}
     return HubSpotConnector.from_config(opts, env_prefix=env_prefix, env=env, **seams)
