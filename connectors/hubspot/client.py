@@ -238,6 +238,14 @@ class HubSpotClient:
             self._apis[name] = api
         return api
 
+    def close(self) -> None:
+        """Close the cached SDK clients' connection pools."""
+        for api in self._apis.values():
+            pool = getattr(api.api_client.rest_client, "pool_manager", None)
+            if pool is not None:
+                pool.clear()
+        self._apis.clear()
+
     def _set_access_token(self, token: str) -> None:
         self._sdk.access_token = token
         for api in self._apis.values():

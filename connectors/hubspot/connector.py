@@ -159,8 +159,4 @@ class HubSpotConnector:
         return self.client.usage
 
     def close(self) -> None:
-        for api in self.client._apis.values():
-            pool = getattr(api.api_client.rest_client, "pool_manager", None)
-            if pool is not None:
-                pool.clear()
-        self.client._apis.clear()
+        self.client.close()

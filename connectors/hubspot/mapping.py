@@ -207,7 +207,7 @@ def build_stage_index(pipelines: Iterable[Mapping[str, Any]]) -> dict[str, Stage
             meta = stage.get("metadata") or {}
             closed = _truthy(meta.get("isClosed"))
             try:
-                probability = float(meta.get("probability"))
+                probability = float(meta.get("probability", "nan"))
             except (TypeError, ValueError):
                 probability = math.nan
             index[str(stage["id"])] = StageInfo(

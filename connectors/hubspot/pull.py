@@ -154,12 +154,12 @@ class Puller:
 
     @staticmethod
     def _next_after(body: dict[str, Any]) -> int | None:
-        value = ((body.get("paging") or {}).get("next") or {}).get("after")
+        value: Any = ((body.get("paging") or {}).get("next") or {}).get("after")
         return int(value) if value not in (None, "") else None
 
     @staticmethod
     def _stamp_ms(obj: dict[str, Any]) -> int:
-        return modstamp_to_ms((obj.get("properties") or {}).get(MODSTAMP) or obj.get("updatedAt"))
+        return modstamp_to_ms(str((obj.get("properties") or {}).get(MODSTAMP) or obj.get("updatedAt") or ""))
 
     def _incremental(
         self, mapping: ObjectMapping, stages: dict[str, StageInfo] | None, since: str

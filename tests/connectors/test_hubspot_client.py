@@ -309,6 +309,39 @@ def test_unreachable_host_is_transient(clock):
         full_pull(connector)
 
 
+def test_post_to_unreachable_host_is_transient_per_batch(clock):
+    from connectors.base import FitUpdate
+
+    with FakeHubSpot(clock=clock) as fake:
+        connector = connector_for(fake, clock, max_attempts=2)
+    results = connector.write("account", [FitUpdate("1", {"fit_score": 1}), FitUpdate("2", {"fit_score": 2})])
+    assert all(not r.ok and r.retryable and "connection failed" in r.error_message for r in results)
+    connector.close()
+
+
+def test_limiter_is_a_replaceable_seam(fake, clock):
+    class Recording:
+        def __init__(self):
+            self.kinds = []
+
+        def acquire(self, kind):
+            self.kinds.append(kind)
+            return 0.0
+
+        def pause(self, seconds):
+            self.kinds.append(f"pause {seconds}")
+
+    seed_companies(fake, 10)
+    limiter = Recording()
+    connector = connector_for(fake, clock, limiter=limiter)
+    full_pull(connector)
+    list(connector.pull("account", "2000-01-01T00:00:00.000Z"))
+    fake.inject("rolling_429", path="/crm/v3/objects/companies", retry_after=4)
+    full_pull(connector)
+    assert limiter.kinds[:3] == ["other", "read", "search"]
+    assert "pause 4.0" in limiter.kinds
+
+
 # -- translation of SDK exceptions -------------------------------------------------------------------
 
 
