@@ -854,6 +854,12 @@ class FakeHubSpot:
             hi = bisect.bisect_right(index, (ranges[0][1], 2**62))
             total = max(0, hi - lo)
             chosen = [store.records[i] for _, i in index[lo + after : min(hi, lo + after + limit)]]
+        elif (run := self._one_stamp_by_id(groups, sort)) is not None:
+            # One stamp, ids above a bound, sorted by id: also a contiguous run of the (stamp, id) index.
+            lo = bisect.bisect_right(index, (run[0], run[1]))
+            hi = bisect.bisect_right(index, (run[0], 2**62))
+            total = max(0, hi - lo)
+            chosen = [store.records[i] for _, i in index[lo + after : min(hi, lo + after + limit)]]
         else:
             candidates: Iterable[Record]
             stamp_bounds = [self._stamp_bounds(g) for g in groups]
@@ -891,6 +897,26 @@ class FakeHubSpot:
         if after + limit < total:
             answer["paging"] = {"next": {"after": str(after + limit)}}
         return answer
+
+    @staticmethod
+    def _one_stamp_by_id(
+        groups: list[list[Mapping[str, Any]]], sort: Mapping[str, Any]
+    ) -> tuple[int, int] | None:
+        """(stamp, id) for ``stamp EQ s AND hs_object_id GT id`` sorted by id ascending, else None."""
+        if len(groups) != 1 or len(groups[0]) != 2 or sort.get("propertyName") != "hs_object_id":
+            return None
+        if sort.get("direction") == "DESCENDING":
+            return None
+        by_name = {f.get("propertyName"): f for f in groups[0]}
+        stamp_f, id_f = by_name.get("hs_lastmodifieddate"), by_name.get("hs_object_id")
+        if not stamp_f or not id_f or stamp_f.get("operator") != "EQ" or id_f.get("operator") != "GT":
+            return None
+        stamp = to_ms(stamp_f.get("value"))
+        try:
+            above = int(id_f.get("value"))
+        except (TypeError, ValueError):
+            return None
+        return None if stamp is None else (stamp, above)
 
     def _stamp_bounds(self, filters: list[Mapping[str, Any]]) -> tuple[int, int] | None:
         """Stamp bounds implied by a group's ``hs_lastmodifieddate`` filters (other filters allowed)."""
