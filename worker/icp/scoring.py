@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 from operator import attrgetter
 from typing import Any, Literal
 
@@ -181,41 +182,42 @@ def _fmt_points(points: float) -> str:
     return "+" + text
 
 
-_UNITS = ((13, 12, "T"), (10, 9, "B"), (7, 6, "M"))  # (digits at least, exponent, suffix)
+#: digits of an integer ≥ 1M → (digits before the point, suffix): 12345678 → "12.3M"
+_UNIT_BY_DIGITS = {
+    n: (n - exp, suffix) for exp, suffix in ((6, "M"), (9, "B"), (12, "T")) for n in range(exp + 1, exp + 4)
+}
 
 
 def _fmt_num(x: float | int, *, exact: bool = False) -> str:
-    """A short readable number: 350, 1,200, 35,000, 12M, 12.3M, 0.75.
+    """A short readable number: 350, 1,200, 35,000, 12M, 12.3M, 0.75, 1.23e+30.
 
     From a million up, a value shows its first three significant digits, cut (never rounded up, so a value
     below a band's bound never looks equal to it); ``exact`` keeps every digit unless nothing is lost.
     """
-    try:
-        if isinstance(x, float):
-            if not math.isfinite(x):
-                return str(x)
-            if not x.is_integer():
-                return f"{x:,.6g}" if abs(x) < 1e15 else f"{x:.3g}"
-            x = int(x)
-        ax = -x if x < 0 else x
-        if ax < 10_000:
+    if isinstance(x, float):
+        if not math.isfinite(x):
             return str(x)
-        if ax < 1_000_000:
-            return f"{x:,}"
-        if ax >= 10**15:
-            return _fmt_huge(x)
-        digits = str(ax)
-        n = len(digits)
-        for at_least, exponent, suffix in _UNITS:
-            if n >= at_least:
-                if exact and digits[3:].strip("0"):
-                    return f"{x:,}"
-                whole = n - exponent
-                text = (digits[:whole] + "." + digits[whole:3]).rstrip("0").rstrip(".")
-                return ("-" if x < 0 else "") + text + suffix
-        return f"{x:,}"  # pragma: no cover - every n >= 7 has a unit
-    except (OverflowError, ValueError):
-        return "a very large number"
+        if not x.is_integer():
+            return f"{x:,.6g}" if abs(x) < 1e15 else f"{x:.3g}"
+        x = int(x)
+    return _fmt_int(int(x), exact)
+
+
+def _fmt_int(x: int, exact: bool = False) -> str:
+    if -10_000 < x < 10_000:
+        return str(x)
+    ax = -x if x < 0 else x
+    if ax < 1_000_000:
+        return f"{x:,}"
+    if ax >= 10**15:
+        return _fmt_huge(x)
+    digits = str(ax)
+    if exact and digits[3:].strip("0"):
+        return f"{x:,}"
+    whole, suffix = _UNIT_BY_DIGITS[len(digits)]
+    decimals = digits[whole:3].rstrip("0")
+    text = digits[:whole] + "." + decimals + suffix if decimals else digits[:whole] + suffix
+    return "-" + text if x < 0 else text
 
 
 def _fmt_huge(x: int) -> str:
@@ -243,6 +245,16 @@ def _status(credit: float) -> ReasonStatus:
     if credit > 0.0:
         return "partial"
     return "miss"
+
+
+def _scale(weight: float, total_weight: float) -> float:
+    """Points per unit of credit for a criterion: ``100·w/Σw``."""
+    return 100.0 * weight / total_weight
+
+
+def _points_for(scale: float, credit: float) -> float:
+    """Points as stored in a Reason: rounded to 6 decimals, so 14.000000000000002 reads 14.0."""
+    return round(scale * credit, 6)
 
 
 def _brief(code: str, shown: str, points: float) -> str:
@@ -368,7 +380,7 @@ def _compile_categorical(c: Criterion, scale: float) -> Evaluator:
         reason = by_shown.get(shown)
         if reason is None:
             credit = values.get(shown.casefold(), default)
-            points = round(scale * credit, 6)
+            points = _points_for(scale, credit)
             text = f"{name} {_shorten(shown)}: {_fmt_points(points)}"
             reason = by_shown.put(
                 shown, _reason(code, credit, points, text, _status(credit), _brief(code, shown, points))
@@ -422,7 +434,7 @@ def _compile_bands(c: Criterion, scale: float) -> Evaluator:
             -math.inf if b.min is None else b.min,
             math.inf if b.max is None else b.max,
             b.credit,
-            round(scale * b.credit, 6),
+            _points_for(scale, b.credit),
             _band_label(b.min, b.max),
             _BoundedCache(),
         )
@@ -430,28 +442,30 @@ def _compile_bands(c: Criterion, scale: float) -> Evaluator:
     ]
     outside = (-math.inf, math.inf, 0.0, 0.0, "outside the bands", _BoundedCache())
     by_raw = _BoundedCache()
-    raw_get = by_raw.get
+    raw_get, raw_put = by_raw.get, by_raw.put
+
+    def for_number(number: int | float) -> Reason:
+        """The Reason for a finite number (never raises)."""
+        for band in bands:
+            if band[0] <= number < band[1]:
+                break
+        else:
+            band = outside
+        _, _, credit, points, label, by_shown = band
+        shown = _fmt_int(number) if type(number) is int else _fmt_num(number)
+        reason = by_shown.get(shown)
+        if reason is None:
+            text = f"{name} {shown} {label}: {_fmt_points(points)}"
+            reason = by_shown.put(
+                shown, _reason(code, credit, points, text, _status(credit), _brief(code, shown, points))
+            )
+        return reason
 
     def slow(value: Any) -> Reason:
         number = _to_number(value)
-        if number is None:
-            reason = missing
-        else:
-            for band in bands:
-                if band[0] <= number < band[1]:
-                    break
-            else:
-                band = outside
-            _, _, credit, points, label, by_shown = band
-            shown = _fmt_num(number)
-            reason = by_shown.get(shown)
-            if reason is None:
-                text = f"{name} {shown} {label}: {_fmt_points(points)}"
-                reason = by_shown.put(
-                    shown, _reason(code, credit, points, text, _status(credit), _brief(code, shown, points))
-                )
+        reason = missing if number is None else for_number(number)
         if type(value) in (str, int, float):
-            by_raw.put(value, reason)
+            raw_put(value, reason)
         return reason
 
     safe = _guarded(slow, missing)
@@ -462,6 +476,8 @@ def _compile_bands(c: Criterion, scale: float) -> Evaluator:
             reason = raw_get(value)
             if reason is not None:
                 return reason
+            if t is int:
+                return raw_put(value, for_number(value))
         return safe(value)
 
     return evaluate
@@ -475,7 +491,7 @@ def _compile_contains_any(c: Criterion, scale: float) -> Evaluator:
     none = Reason(code, 0.0, 0.0, f"{name} has none of {shown_list}: +0", "miss", f"{code} +0")
     hits: dict[str, Reason] = {}
     for key, credit in values.items():
-        points = round(scale * credit, 6)
+        points = _points_for(scale, credit)
         text = f"{name} has {_shorten(key)}: {_fmt_points(points)}"
         hits[key] = Reason(code, credit, points, text, _status(credit), _brief(code, key, points))
     folded = _BoundedCache()  # member text -> casefolded, stripped
@@ -527,7 +543,7 @@ def _compile_boolean(c: Criterion, scale: float) -> Evaluator:
     by_value: dict[bool, Reason] = {}
     for flag in (True, False):
         credit = c.credit if flag == c.expected else 0.0
-        points = round(scale * credit, 6)
+        points = _points_for(scale, credit)
         word = "yes" if flag else "no"
         text = f"{name} {word}: {_fmt_points(points)}"
         by_value[flag] = Reason(code, credit, points, text, _status(credit), _brief(code, word, points))
@@ -634,6 +650,7 @@ class Scorer:
     __slots__ = (
         "spec",
         "_plan",
+        "_weights",
         "_checks",
         "_total_weight",
         "_min_covered",
@@ -648,11 +665,11 @@ class Scorer:
         self.spec = spec
         total = float(sum(c.weight for c in spec.criteria))
         self._total_weight = total
-        #: (attribute, evaluate, weight)
+        #: (attribute, evaluate) per criterion, and the weights in the same order
         self._plan = tuple(
-            (c.attribute, _COMPILERS[c.type](c, 100.0 * c.weight / total), float(c.weight))
-            for c in spec.criteria
+            (c.attribute, _COMPILERS[c.type](c, _scale(c.weight, total))) for c in spec.criteria
         )
+        self._weights = tuple(float(c.weight) for c in spec.criteria)
         self._checks = tuple((d.attribute, _compile_disqualifier(d)) for d in spec.disqualifiers)
         # coverage < min_coverage  ⇔  covered weight < min_coverage·Σw (with slack for float sums)
         self._min_covered = spec.min_coverage * total - 1e-9 * total
@@ -667,63 +684,83 @@ class Scorer:
         self._tier_by_score = tuple(table)
         self._exact: _BoundedCache = _BoundedCache()
         # Each Reason's points are rounded to 6 decimals (≤ 5e-7 off) and float sums add a little noise:
-        # any total this close to a .5 tie is decided in exact arithmetic instead.
-        self._tie = 1e-6 * (len(self._plan) + 1)
+        # any total this close to a .5 tie is decided in exact arithmetic instead. When every possible
+        # points value is exactly its rational value and a short binary fraction (30, 15, 7.5, 0.25...),
+        # float sums are exact and no total needs a second look.
+        self._tie = 0.0 if _sums_are_exact(spec) else 1e-6 * (len(self._plan) + 1)
 
     def score(self, attributes: Mapping[str, Any]) -> FitResult:
         """Score one record's canonical attributes. Never raises, whatever the values."""
-        reasons: list[Reason] = []
-        append = reasons.append
-        total = 0.0
-        covered = 0.0
         try:
-            get = attributes.get
-            for attribute, evaluate, weight in self._plan:
-                reason = evaluate(get(attribute))
-                append(reason)
+            return self._run(attributes.get)
+        except Exception:  # not a Mapping, or one whose get() raises: read it defensively
+            return self._run(partial(_safe_get, attributes))
+
+    def _run(self, get: Callable[[str], Any]) -> FitResult:
+        reasons = tuple([evaluate(get(attribute)) for attribute, evaluate in self._plan])
+        total = sum(map(_points, reasons))  # a missing criterion's points are 0
+        if "missing" in map(_status_of, reasons):
+            covered = 0.0
+            for reason, weight in zip(reasons, self._weights):  # noqa: B905 - equal lengths by construction
                 if reason.status != "missing":
                     covered += weight
-                    total += reason.points
-            fired = None
-            for attribute, check in self._checks:
-                value = get(attribute)
-                if value is not None:
-                    hit = check(value)
-                    if hit is not None:
-                        fired = [hit] if fired is None else [*fired, hit]
-        except Exception:  # a Mapping whose get() raises: read it defensively
-            return self._score_defensively(attributes)
+            coverage = covered / self._total_weight
+        else:
+            covered, coverage = self._total_weight, 1.0
 
-        coverage = covered / self._total_weight
+        fired = None
+        for attribute, check in self._checks:
+            value = get(attribute)
+            if value is not None:
+                hit = check(value)
+                if hit is not None:
+                    fired = (hit,) if fired is None else (*fired, hit)
         if fired is not None:
-            return _fit(0, DISQUALIFIED, coverage, (*fired, *reasons))
+            return _fit(0, DISQUALIFIED, coverage, fired + reasons)
+
         points = int(total + 0.5)
-        off = total + 0.5 - points  # 0 ≤ off < 1; near 0 or 1 means near a .5 tie
-        if off < self._tie or off > 1.0 - self._tie:  # within rounding noise of a tie: decide exactly
-            points = self._exact_score(reasons)
+        if self._tie:
+            off = total + 0.5 - points  # 0 ≤ off < 1; near 0 or 1 means near a .5 tie
+            if off < self._tie or off > 1.0 - self._tie:  # within rounding noise of a tie: decide exactly
+                points = self._exact_score(reasons)
         if covered < self._min_covered:
-            return _fit(points, INSUFFICIENT_DATA, coverage, tuple(reasons))
-        return _fit(points, self._tier_by_score[points], coverage, tuple(reasons))
+            return _fit(points, INSUFFICIENT_DATA, coverage, reasons)
+        return _fit(points, self._tier_by_score[points], coverage, reasons)
 
-    def _score_defensively(self, attributes: Any) -> FitResult:
-        class _Safe(dict):
-            def get(self, key: Any, default: Any = None) -> Any:
-                return _safe_get(attributes, key)
-
-        return self.score(_Safe())
-
-    def _exact_score(self, reasons: list[Reason]) -> int:
+    def _exact_score(self, reasons: tuple[Reason, ...]) -> int:
         """round_half_up(100·Σw·c/Σw) in exact arithmetic, from the decimals the ICP was written with."""
-        key = tuple(r.credit for r in reasons)
+        key = tuple(map(_credit_of, reasons))
         cached = self._exact.get(key)
         if cached is not None:
             return cached
-        weights = [Fraction(repr(weight)) for _, _, weight in self._plan]
+        weights = [Fraction(repr(weight)) for weight in self._weights]
         total = sum(
             (w * Fraction(repr(r.credit)) for w, r in zip(weights, reasons, strict=True)), Fraction(0)
         )
         exact = 100 * total / sum(weights)
         return self._exact.put(key, min(100, max(0, math.floor(exact + Fraction(1, 2)))))
+
+
+def _possible_credits(c: Criterion) -> set[float]:
+    return {0.0, c.default, c.credit, *c.values.values(), *(b.credit for b in c.bands)}
+
+
+def _sums_are_exact(spec: IcpSpec) -> bool:
+    """True when float sums of Reason points are exact: every possible points value (as stored) equals
+    ``100·w·c/Σw`` exactly and is a binary fraction with few bits (30, 15, 7.5, 0.25...)."""
+    total = float(sum(c.weight for c in spec.criteria))
+    exact_total = sum(Fraction(repr(float(c.weight))) for c in spec.criteria)
+    for c in spec.criteria:
+        scale = _scale(c.weight, total)
+        for credit in _possible_credits(c):
+            exact = 100 * Fraction(repr(float(c.weight))) * Fraction(repr(float(credit))) / exact_total
+            if Fraction(_points_for(scale, credit)) != exact or exact.denominator > 2**20:
+                return False
+    return True
+
+
+_credit_of = attrgetter("credit")
+_status_of = attrgetter("status")
 
 
 def _safe_get(attributes: Any, key: str) -> Any:
