@@ -32,11 +32,12 @@ report and writes no file. A draft is never published by itself.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -500,11 +501,23 @@ def derive(
     else:
         chosen = sorted(n for n in names if n.casefold() not in exclude_set)
 
+    # The groups an account counts in: all, best (a subset of won), won or lost-only.
+    groups_of: dict[str, tuple[str, ...]] = {}
+    for a in accounts:
+        g = ["all"]
+        if a.account_id in best_ids:
+            g.append("best")
+        if a.account_id in won_ids:
+            g.append("won")
+        elif a.account_id in lost_ids:
+            g.append("lost")
+        groups_of[a.account_id] = tuple(g)
+
     evidence_by_attr: list[AttributeEvidence] = []
     pending: list[tuple[str, Kind, list[dict[str, Any]], tuple[float, ...], int, dict[str, int]]] = []
     total_tests = 0
     for attr in chosen:
-        present = [(a, a.attributes.get(attr)) for a in accounts if not _missing(a.attributes.get(attr))]
+        present = [(a, v) for a in accounts if not _missing(v := a.attributes.get(attr))]
         if len(present) < 2 * min_support:
             warnings.append(f"Attribute {attr!r} is present on only {len(present)} accounts: not analysed.")
             continue
@@ -532,10 +545,9 @@ def derive(
                 )
             for a, v in present:
                 x = float(v)
-                idx = sum(1 for e in edges if x >= e)
-                keys_of[a.account_id] = [idx]
+                keys_of[a.account_id] = [bisect.bisect_right(edges, x)]
         elif kind == "set":
-            spelling: dict[str, Counter[str]] = {}
+            spelling: defaultdict[str, Counter[str]] = defaultdict(Counter)
             for a, v in present:
                 members = v if isinstance(v, list | tuple | set | frozenset) else [v]
                 folded = set()
@@ -543,7 +555,7 @@ def derive(
                     if _missing(m):
                         continue
                     f = str(m).strip().casefold()
-                    spelling.setdefault(f, Counter())[str(m).strip()] += 1
+                    spelling[f][str(m).strip()] += 1
                     folded.add(f)
                 keys_of[a.account_id] = sorted(folded)
             support = Counter(k for ks in keys_of.values() for k in ks)
@@ -557,13 +569,13 @@ def derive(
                     {"key": k, "label": label, "value": label, "min": None, "max": None, "index": i}
                 )
         else:
-            spelling = {}
+            spelling = defaultdict(Counter)
             for a, v in present:
                 if kind == "boolean":
                     f: Any = bool(v)
                 else:
                     f = str(v).strip().casefold()
-                    spelling.setdefault(f, Counter())[str(v).strip()] += 1
+                    spelling[f][str(v).strip()] += 1
                 keys_of[a.account_id] = [f]
             support = Counter(ks[0] for ks in keys_of.values())
             if kind == "categorical" and len(support) > max(50, len(present) // 2):
@@ -594,13 +606,7 @@ def derive(
             meta.update(all=0, best=0, lost=0, won=0)
         by_key = {meta["key"]: meta for meta in cells_meta}
         for account_id, ks in keys_of.items():
-            groups = ["all"]
-            if account_id in best_ids:
-                groups.append("best")
-            if account_id in won_ids:
-                groups.append("won")
-            elif account_id in lost_ids:
-                groups.append("lost")
+            groups = groups_of[account_id]
             for g in groups:
                 group_n[g] += 1
             for k in ks:
