@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
-from worker.cli import demo, icp, operations, score
+from worker.cli import demo, icp, operations, runtime, score
 from worker.cli.common import STATE
+from worker.observability import configure_logging
 
 app = typer.Typer(
     name="icp-worker",
@@ -30,6 +32,8 @@ def main_options(
 ) -> None:
     STATE.config_path = config
     STATE._config = None
+    # Log lines go to stderr, redacted; a one-shot command shows warnings unless LOG_LEVEL asks for more.
+    configure_logging(level=os.environ.get("LOG_LEVEL", "WARNING"))
 
 
 app.add_typer(icp.app, name="icp")
@@ -41,6 +45,7 @@ app.command("sync")(operations.sync)
 app.command("runs")(operations.runs)
 app.command("score")(score.score)
 app.command("demo")(demo.demo)
+runtime.register(app)
 
 
 def main() -> None:

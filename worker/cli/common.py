@@ -30,7 +30,8 @@ from worker.store.db import Store, get_store
 from worker.yamlfile import YamlFileError
 
 out = Console()
-err = Console(stderr=True)
+# Messages are never hard-wrapped: a file path or an error line must stay greppable.
+err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -155,7 +155,7 @@ def publish(
         out.print(f"[green]published[/] ICP v{v.number} ({v.name}) sha256 {v.content_hash[:12]}")
     summaries = []
     if published.created and not no_reevaluate:
-        summaries = enqueue_or_run_reevaluation(store)
+        summaries = enqueue_or_run_reevaluation(store, quiet=as_json)
     if as_json:
         print_json(
             {
@@ -167,7 +167,7 @@ def publish(
         )
 
 
-def enqueue_or_run_reevaluation(store):
+def enqueue_or_run_reevaluation(store, *, quiet: bool = False):
     """In-process re-evaluation (the embedded default); a worker deployment enqueues it instead."""
     from worker.settings import get_settings
 
@@ -175,11 +175,12 @@ def enqueue_or_run_reevaluation(store):
         from worker.tasks import enqueue_reevaluation
 
         task_ids = enqueue_reevaluation()
-        out.print(f"re-evaluation queued: {len(task_ids)} connection(s)")
+        if not quiet:
+            out.print(f"re-evaluation queued: {len(task_ids)} connection(s)")
         return []
-    with progress_bar() as progress:
+    with progress_bar(not quiet) as progress:
         summaries = reevaluate_all(store, STATE.config(), progress=progress)
-    for s in summaries:
+    for s in [] if quiet else summaries:
         out.print(
             f"re-evaluated {s.connection}: {s.status}, scored {s.counts.get('scored', 0):,}, "
             f"written {s.counts.get('written', 0):,}, flagged {s.counts.get('flags_raised', 0):,}"
