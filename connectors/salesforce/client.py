@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +36,7 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
 )
 from simple_salesforce.util import exception_handler
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from connectors.base import ApiUsage
 from connectors.errors import (
@@ -335,10 +336,11 @@ class SalesforceClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimitedError) and exc.retry_after:
             return min(float(exc.retry_after), self.options.retry_wait_max)
-        initial = self.options.retry_wait_initial
-        return wait_exponential_jitter(initial=initial, max=self.options.retry_wait_max, jitter=initial)(
-            state
-        )
+        # Exponential backoff with full jitter on top (tenacity's wait_exponential_jitter, spelled out
+        # because its parameter names differ between tenacity 8 and 9).
+        initial, cap = self.options.retry_wait_initial, self.options.retry_wait_max
+        attempt = state.attempt_number
+        return min(initial * 2 ** (attempt - 1) + random.uniform(0, initial), cap)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

@@ -96,6 +96,7 @@ class SalesforceConnector:
         or hidden from the integration user, across all objects at once."""
         missing: list[str] = []
         for obj in object_types or self._enabled or OBJECT_TYPES:
+            self._sobject(obj)
             missing += missing_fields(self._mappings[obj], self.describe(obj).get("fields", []))
         if missing:
             raise MissingFieldsError(
@@ -133,10 +134,10 @@ class SalesforceConnector:
 
     def pull(self, object_type: ObjectType, since: str | None) -> Iterator[Page]:
         """Pages of records with ``SystemModstamp >= since - lookback``, ascending; lazy."""
+        self._sobject(object_type)  # an unknown object type fails here, not in a KeyError
         if not self._mapping_checked:
             enabled = self._enabled or (object_type,)
             self.check_mapping(enabled if object_type in enabled else (*enabled, object_type))
-        self._sobject(object_type)
         names = {f["name"].lower(): f["name"] for f in self.describe(object_type).get("fields", [])}
         mapping = self._mappings[object_type].with_names(names)
         yield from pull_pages(self.client, mapping, since, lookback_seconds=self.options.lookback_seconds)

@@ -580,7 +580,7 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
 class Fault:
     """Applies ``action`` to the next ``count`` matching requests after skipping ``after`` of them."""
 
-    action: str  # status | drop | delay | expire
+    action: str  # status | drop | drop_response | delay | expire
     count: int = 1
     after: int = 0
     status: int = 503
@@ -622,6 +622,7 @@ class RequestRecord:
     kind: str
     status: int
     records: int = 0
+    soql: str | None = None
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -703,7 +704,9 @@ class FakeSalesforce:
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-salesforce", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-salesforce", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -952,6 +955,13 @@ class FakeSalesforce:
         """The next ``count`` matching requests have their connection closed without an answer."""
         self.faults.append(Fault("drop", count, after, path=path, method=method))
 
+    def drop_response_next(
+        self, count: int = 1, *, after: int = 0, path: str | None = None, method: str | None = None
+    ) -> None:
+        """The next ``count`` matching requests are carried out, then their connection is closed before the
+        answer: the client cannot tell whether anything happened (a crash right after a create)."""
+        self.faults.append(Fault("drop_response", count, after, path=path, method=method))
+
     def delay_next(
         self, count: int = 1, seconds: float = 1.0, *, after: int = 0, path: str | None = None
     ) -> None:
@@ -1009,6 +1019,8 @@ class FakeSalesforce:
             return Response(drop=True)
         delay = fault.seconds if fault is not None and fault.action == "delay" else 0.0
         with self.lock:
+            if fault is not None and fault.action == "expire":
+                self._sessions.clear()
             if fault is not None and fault.action == "status" and is_auth:
                 # Login servers answer an outage with an HTML page, not a JSON or SOAP body.
                 response = Response(
@@ -1031,33 +1043,43 @@ class FakeSalesforce:
                 response = self._auth(method, path, host, headers, body)
             else:
                 response = self._rest(method, path, params, host, headers, body)
-            if fault is not None and fault.action == "expire":
-                self._sessions.clear()
             records = 0
             if kind == "write" and body:
                 try:
                     records = len(json.loads(body).get("records") or [])
                 except (ValueError, AttributeError):
                     records = 0
-            self._record(method, path, host, kind, response.status, records)
+            self._record(method, path, host, kind, response.status, records, params.get("q"))
+        if fault is not None and fault.action == "drop_response":
+            return Response(drop=True)  # done, but the client never hears of it
         response.delay = delay
         return response
 
-    def _record(self, method: str, path: str, host: str, kind: str, status: int, records: int = 0) -> None:
+    def _record(
+        self,
+        method: str,
+        path: str,
+        host: str,
+        kind: str,
+        status: int,
+        records: int = 0,
+        soql: str | None = None,
+    ) -> None:
         self.calls[kind] += 1
-        self.log.append(RequestRecord(method, path, host, kind, status, records))
+        self.log.append(RequestRecord(method, path, host, kind, status, records, soql))
 
     def _take_fault(self, method: str, path: str, is_auth: bool) -> Fault | None:
-        for fault in self.faults:
+        chosen = None
+        for fault in self.faults:  # every matching fault counts the request towards its ``after``
             if fault.count <= 0 or not fault.matches(method, path, is_auth):
                 continue
             if fault.after > 0:
                 fault.after -= 1
-                continue
-            fault.count -= 1
-            self.faults = [f for f in self.faults if f.count > 0]
-            return fault
-        return None
+            elif chosen is None:
+                fault.count -= 1
+                chosen = fault
+        self.faults = [f for f in self.faults if f.count > 0]
+        return chosen
 
     def _limit_info(self) -> str:
         return f"api-usage={self.daily_used}/{self.daily_limit}"
@@ -1904,6 +1926,12 @@ class _Handler(BaseHTTPRequestHandler):
         if response.drop:
             self.close_connection = True
             return
+        try:
+            self._respond(method, response)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            self.close_connection = True
+
+    def _respond(self, method: str, response: Response) -> None:
         payload = response.payload()
         self.send_response(response.status)
         content_type = response.headers.pop("Content-Type", "application/json;charset=UTF-8")
