@@ -678,3 +678,79 @@ def test_country_normalisation_uses_worker_normalize(monkeypatch):
     assert errors(
         HEAD + "  - {key: country, attribute: country, weight: 5, type: categorical, values: [Xyz]}\n"
     ) == ["icp.yaml:8 criteria[1].values[0]: unknown country 'Xyz'"]
+
+
+# --------------------------------------------------------------------------------------------- fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from worker.icp.model import IcpSpec  # noqa: E402
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+YAMLISH = st.sampled_from(
+    [":", "-", " ", "\n", "[", "]", "{", "}", ",", "'", '"', "#", "&a", "*a", "!!set", "!!binary", "? ", "<<: ", "0", "-1",
+     ".nan", "null", "true", "2020-01-01", "weight", "bands", "values", "min", "max", "credit", "key", "type", "\t"]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: x\n? [a, b]\n: 1\ncriteria: []\n",
+            ["icp.yaml:2 ('a', 'b'): unknown key \"('a', 'b')\"", "icp.yaml:4 criteria: must not be empty"],
+        ),
+        (
+            "name: !!set x\n",
+            [
+                "icp.yaml:1: YAML error: cannot read the document (AttributeError: 'ScalarNode' object has no attribute 'flow_style')"
+            ],
+        ),
+        (
+            "name: !!binary aGk=\ncriteria: 3\n",
+            [
+                "icp.yaml:1 name: must be text (got bytes)",
+                "icp.yaml:2 criteria: must be a list (got a number)",
+            ],
+        ),
+        (
+            "name: 2020-01-01\n",
+            ["icp.yaml:1 name: must be text (got date)", "icp.yaml:1 criteria: missing required key"],
+        ),
+    ],
+)
+def test_odd_yaml_documents(text, expected):
+    """Found by fuzzing: complex keys and explicit tags are reported, never crash the parser."""
+    assert errors(text) == expected
+
+
+def check_parse_outcome(text: str) -> None:
+    try:
+        result = parse_icp(text)
+    except IcpValidationError as exc:
+        assert exc.errors
+        for error in exc.errors:
+            assert 1 <= error.line <= text.count("\n") + 2, error
+            assert str(error).startswith("icp.yaml:")
+    else:
+        assert isinstance(result, IcpSpec)
+
+
+@FUZZ
+@given(st.text(max_size=200))
+def test_arbitrary_text_gives_a_spec_or_validation_errors(text):
+    check_parse_outcome(text)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_example_gives_a_spec_or_validation_errors(data):
+    text = EXAMPLE
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        if data.draw(st.booleans()):
+            text = text[:at] + data.draw(YAMLISH) + text[at:]
+        else:
+            text = text[:at] + text[at + data.draw(st.integers(1, 12)) :]
+    check_parse_outcome(text)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from worker.icp.model import (
@@ -201,8 +201,8 @@ class _Parser:
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = True  # reported below, all at once, with their field paths
         try:
-            data = yaml.load(text)
             node = yaml.compose(text)
+            data = yaml.load(text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
@@ -212,6 +212,17 @@ class _Parser:
             ) from None
         except YAMLError as exc:
             raise IcpValidationError([SpecError(self.file, 1, "", f"YAML syntax error: {exc}")]) from None
+        except Exception as exc:  # the loader trips on some odd documents (e.g. "!!set" on a scalar)
+            raise IcpValidationError(
+                [
+                    SpecError(
+                        self.file,
+                        1,
+                        "",
+                        f"YAML error: cannot read the document ({type(exc).__name__}: {exc})",
+                    )
+                ]
+            ) from None
 
         if node is not None:
             self.check_duplicate_keys(node, "")
@@ -231,6 +242,9 @@ class _Parser:
         if isinstance(node, MappingNode):
             seen: set[Any] = set()
             for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):  # a complex key ("? [a, b]"): reported as unknown
+                    self.check_duplicate_keys(value_node, path)
+                    continue
                 key = key_node.value
                 sub = f"{path}.{key}" if path else str(key)
                 if key in seen:
