@@ -89,6 +89,20 @@ def _create_once(
     raise PermanentError(f"Salesforce POST {path}: could not create the row")
 
 
+def _integration_user_id(client: SalesforceClient) -> str:
+    """The logged-in user's id: by username when we have one (plain API access suffices), else from the
+    OpenID Connect userinfo endpoint (session auth)."""
+    username = client.credentials.username
+    if username:
+        rows = _query_all(client, format_soql("SELECT Id FROM User WHERE Username = {}", username))
+        if rows:
+            return str(rows[0]["Id"])
+    user_id = client.userinfo().get("user_id")
+    if not user_id:
+        raise PermanentError("Salesforce did not name the integration user (userinfo has no user_id)")
+    return str(user_id)
+
+
 def install_owned_fields(
     client: SalesforceClient,
     sobjects: Sequence[str],
@@ -222,9 +236,7 @@ def _grant_edit(
     if to_create or to_update:
         log.info("permission set %s: granted edit on %d fields", name, len(to_create) + len(to_update))
 
-    user_id = client.userinfo().get("user_id")
-    if not user_id:
-        raise PermanentError("Salesforce userinfo did not name the integration user")
+    user_id = _integration_user_id(client)
 
     def find_assignment() -> str | None:
         rows = _query_all(

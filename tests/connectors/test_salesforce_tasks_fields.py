@@ -168,3 +168,11 @@ def test_a_lost_create_answer_during_install_is_not_a_failure(fake):
     created = connector.install_fields(["account"])
     assert len(created) == 6  # the seventh was created, but its answer was lost
     assert connector.check_fields(["account"]) == []
+
+
+def test_field_install_with_session_auth_finds_the_user_through_userinfo(fake):
+    connector = fake.connector("session")
+    assert len(connector.install_fields(["opportunity"])) == 7
+    assignment = fake.records("PermissionSetAssignment")[0]
+    assert assignment["AssigneeId"] == fake.user_id
+    assert connector.check_fields(["opportunity"]) == []
