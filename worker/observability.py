@@ -360,7 +360,12 @@ def error_kind(error: str | None) -> str:
 
 
 def record_run(
-    summary: Any, *, crm: str, error_kind_hint: str | None = None, finished_at: float | None = None
+    summary: Any,
+    *,
+    crm: str,
+    error_kind_hint: str | None = None,
+    finished_at: float | None = None,
+    into: Metrics | None = None,
 ) -> None:
     """Record one run's figures from its ``worker.sync.RunSummary`` (or anything with the same fields).
 
@@ -368,7 +373,7 @@ def record_run(
     then live in that process only: a one-shot command exposes no endpoint)."""
     import time
 
-    m = metrics()
+    m = into or metrics()
     conn, counts = summary.connection, summary.counts or {}
     for key, value in counts.items():
         if key.startswith("pulled_") and value:

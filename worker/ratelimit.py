@@ -9,41 +9,42 @@ The algorithm is GCRA (the "generic cell rate algorithm", a token bucket kept as
 bucket): a bucket with emission interval ``T`` and burst ``b`` admits a request at time ``t`` when
 ``t >= TAT - (b - 1) * T`` and then moves its theoretical arrival time to ``max(TAT, t) + T``. In any
 window of ``W`` seconds it admits at most ``b + W / T`` requests, so ``T = W / (budget - b)`` keeps every
-window at or under ``budget``. One Lua script reserves a slot in every bucket a request counts against
-(the portal-wide window and, for HubSpot searches, the search window) atomically, on the Redis clock,
-and answers how long to wait; the caller sleeps that long and goes. Reservations queue fairly: no
-process can starve another by polling faster.
+window at or under ``budget``. One Lua script checks every bucket a request counts against (the
+portal-wide window and, for HubSpot searches, the search window) atomically, on the Redis clock: if all
+admit the request now it is counted in each, otherwise nothing changes and the script answers how long
+until all would; the caller sleeps that long (plus a little jitter, so that waiting processes do not
+wake together) and asks again. Requests are counted when they really go, so a search waiting for its
+own window never holds up reads, and no window is ever exceeded.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Reserve a slot in every bucket of KEYS; ARGV holds (interval_us, tolerance_us) per key.
-#: Returns the microseconds to wait before the request may go.
-RESERVE_SCRIPT = """
+#: Admit one request if every bucket of KEYS allows it now, counting it in each; otherwise change nothing
+#: and return the microseconds until all of them would. ARGV: (interval_us, tolerance_us) per key.
+ADMIT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local start = now
+local wait = 0
 local tats = {}
 for i = 1, #KEYS do
     local tau = tonumber(ARGV[2 * i])
     local tat = tonumber(redis.call('GET', KEYS[i]) or now)
     if tat < now then tat = now end
     tats[i] = tat
-    if tat - tau > start then start = tat - tau end
+    if tat - tau - now > wait then wait = tat - tau - now end
 end
+if wait > 0 then return math.ceil(wait) end
 for i = 1, #KEYS do
-    local interval = tonumber(ARGV[2 * i - 1])
-    local tat = tats[i]
-    if start > tat then tat = start end
-    tat = tat + interval
+    local tat = tats[i] + tonumber(ARGV[2 * i - 1])
     redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
-return math.floor(start - now)
+return 0
 """
 
 #: Let no request of KEYS go for ARGV[1] microseconds (the server said "wait"); ARGV[1 + i]: tolerance.
@@ -109,7 +110,7 @@ class RedisRateLimiter:
         self.limits = dict(limits)
         self.prefix = prefix
         self._sleep = sleep
-        self._reserve = client.register_script(RESERVE_SCRIPT)
+        self._admit = client.register_script(ADMIT_SCRIPT)
         self._pause = client.register_script(PAUSE_SCRIPT)
         #: Seconds this instance spent waiting (for the run record).
         self.waited = 0.0
@@ -126,14 +127,19 @@ class RedisRateLimiter:
         buckets = self._buckets(kind)
         if not buckets:
             return 0.0
+        keys = [key for key, _ in buckets]
         args: list[int] = []
         for _, rate in buckets:
             args.extend(rate.gcra())
-        wait = int(self._reserve(keys=[key for key, _ in buckets], args=args)) / 1_000_000
-        if wait > 0:
-            self.waited += wait
+        waited = 0.0
+        while True:
+            wait = int(self._admit(keys=keys, args=args)) / 1_000_000
+            if wait <= 0:
+                self.waited += waited
+                return waited
+            wait += random.uniform(0, min(0.005, wait / 10))
+            waited += wait
             self._sleep(wait)
-        return wait
 
     def pause(self, seconds: float) -> None:
         """Let no request of this org go for ``seconds`` (in any process): the server answered 429."""
