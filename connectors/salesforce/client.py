@@ -29,12 +29,13 @@ from typing import Any, TypeVar
 import jwt
 import requests
 from pydantic import SecretStr
-from simple_salesforce import Salesforce, SalesforceLogin
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
     SalesforceExpiredSession,
 )
+from simple_salesforce.login import SalesforceLogin
 from simple_salesforce.util import exception_handler
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -220,8 +221,8 @@ class SalesforceClient:
             instance_url=instance,
             version=opts.api_version,
             session=self.session,
-            object_pairs_hook=None,
-        )  # type: ignore[arg-type]
+            object_pairs_hook=None,  # plain dicts: json's fastest path
+        )
 
     def _login_request(self) -> tuple[str, str]:
         opts, cred = self.options, self.credentials
@@ -330,7 +331,8 @@ class SalesforceClient:
             reraise=True,
             before_sleep=self._before_sleep,
         )
-        return retrying(self._attempt, kind, what, fn)
+        result: T = retrying(self._attempt, kind, what, fn)
+        return result
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -339,8 +341,8 @@ class SalesforceClient:
         # Exponential backoff with full jitter on top (tenacity's wait_exponential_jitter, spelled out
         # because its parameter names differ between tenacity 8 and 9).
         initial, cap = self.options.retry_wait_initial, self.options.retry_wait_max
-        attempt = state.attempt_number
-        return min(initial * 2 ** (attempt - 1) + random.uniform(0, initial), cap)
+        wait = initial * 2.0 ** (state.attempt_number - 1) + random.uniform(0, initial)
+        return float(min(wait, cap))
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -436,7 +438,8 @@ class SalesforceClient:
             )
             if response.status_code >= 300:
                 exception_handler(response, name="userinfo")
-            return response.json()
+            info: dict[str, Any] = response.json()
+            return info
 
         return self.call("other", "userinfo", get)
 

@@ -61,7 +61,7 @@ class SalesforceConnector:
     @classmethod
     def from_config(
         cls,
-        options: dict,
+        options: dict[str, Any],
         *,
         env_prefix: str,
         env: Mapping[str, str] | None = None,
@@ -79,7 +79,7 @@ class SalesforceConnector:
     def _sobject(self, object_type: str) -> str:
         if object_type not in SOBJECT:
             raise ConfigError(f"unknown object type {object_type!r} (expected one of {', '.join(SOBJECT)})")
-        return SOBJECT[object_type]  # type: ignore[index]
+        return SOBJECT[object_type]
 
     def describe(self, object_type: ObjectType) -> dict[str, Any]:
         """The object's ``describe`` (cached)."""
@@ -182,7 +182,7 @@ class SalesforceConnector:
         opts = self.options
 
         def backoff(attempt: int) -> float:
-            return min(opts.retry_wait_initial * 2 ** (attempt - 1), opts.retry_wait_max)
+            return float(min(opts.retry_wait_initial * 2.0 ** (attempt - 1), opts.retry_wait_max))
 
         return create_tasks(
             self.client,

@@ -7,7 +7,7 @@ Secrets are never options: they come from the environment under the connection's
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from simple_salesforce.api import DEFAULT_API_VERSION
@@ -174,7 +174,7 @@ class SalesforceOptions(_Strict):
         return self.domain == "test" or ".sandbox.my." in self.domain
 
 
-def parse_options(options: dict) -> SalesforceOptions:
+def parse_options(options: dict[str, Any]) -> SalesforceOptions:
     """Validate ``options``; raise ``ConfigError`` listing every problem with its key path."""
     try:
         return SalesforceOptions.model_validate(options)
