@@ -736,3 +736,26 @@ def test_rounding_sweep_over_awkward_decimals():
         spec = IcpSpec(name="t", criteria=criteria)
         record = {f"c{i}": "x" for i in range(n)}
         assert Scorer(spec).score(record).score == exact_score(spec, record), spec
+
+
+def test_attribute_names_are_data_not_code():
+    """The scorer generates its per-record function: names from the ICP must never become source code."""
+    odd = 'x")\nraise SystemExit("injected")\n#'
+    spec = IcpSpec(
+        name="t",
+        criteria=(crit("a", attribute=odd, values={"y": 1.0}),),
+        disqualifiers=(Disqualifier(key="d", attribute=odd + "2", equals=True),),
+    )
+    scorer = Scorer(spec)
+    assert scorer.score({odd: "y"}).score == 100
+    assert scorer.score({odd: "y", odd + "2": True}).tier == "disqualified"
+
+
+@pytest.mark.parametrize("n", [1, 2, 12])
+def test_any_number_of_criteria_and_disqualifiers(n):
+    criteria = tuple(crit(f"c{i}", i + 1, values={"y": 1.0}) for i in range(n))
+    disqualifiers = tuple(Disqualifier(key=f"d{i}", attribute=f"flag{i}", equals=True) for i in range(n))
+    scorer = Scorer(IcpSpec(name="t", criteria=criteria, disqualifiers=disqualifiers))
+    everything = {f"c{i}": "y" for i in range(n)}
+    assert scorer.score(everything) == FitResult(100, "best", 1.0, scorer.score(everything).reasons)
+    assert scorer.score({**everything, f"flag{n - 1}": "yes"}).reasons[0].code == f"d{n - 1}"

@@ -355,6 +355,8 @@ class _BoundedCache(dict):
 # ------------------------------------------------------------------------------------------ compiling
 
 Evaluator = Callable[[Any], Reason]
+#: A compiled criterion: its evaluator, and the one Reason object it returns for missing data.
+Compiled = tuple[Evaluator, Reason]
 
 
 def _guarded(slow: Callable[[Any], Reason], missing: Reason) -> Callable[[Any], Reason]:
@@ -369,7 +371,7 @@ def _guarded(slow: Callable[[Any], Reason], missing: Reason) -> Callable[[Any], 
     return safe
 
 
-def _compile_categorical(c: Criterion, scale: float) -> Evaluator:
+def _compile_categorical(c: Criterion, scale: float) -> Compiled:
     name, code, values, default = c.name, c.key, c.values, c.default
     missing = _missing_reason(c)
     by_raw = _BoundedCache()  # raw str/int/float value -> Reason
@@ -413,7 +415,7 @@ def _compile_categorical(c: Criterion, scale: float) -> Evaluator:
                 return reason
         return safe(value)
 
-    return evaluate
+    return evaluate, missing
 
 
 def _band_label(lo: float | None, hi: float | None) -> str:
@@ -425,7 +427,7 @@ def _band_label(lo: float | None, hi: float | None) -> str:
     return f"< {_fmt_num(hi, exact=True)}"
 
 
-def _compile_bands(c: Criterion, scale: float) -> Evaluator:
+def _compile_bands(c: Criterion, scale: float) -> Compiled:
     name, code = c.name, c.key
     missing = _missing_reason(c)
     # (low, high, credit, points, label, reasons by shown value); the last entry catches values in no band
@@ -480,10 +482,10 @@ def _compile_bands(c: Criterion, scale: float) -> Evaluator:
                 return raw_put(value, for_number(value))
         return safe(value)
 
-    return evaluate
+    return evaluate, missing
 
 
-def _compile_contains_any(c: Criterion, scale: float) -> Evaluator:
+def _compile_contains_any(c: Criterion, scale: float) -> Compiled:
     name, code, values = c.name, c.key, c.values
     missing = _missing_reason(c)
     listed = list(values)
@@ -534,10 +536,10 @@ def _compile_contains_any(c: Criterion, scale: float) -> Evaluator:
                 return missing
         return safe(value)
 
-    return evaluate
+    return evaluate, missing
 
 
-def _compile_boolean(c: Criterion, scale: float) -> Evaluator:
+def _compile_boolean(c: Criterion, scale: float) -> Compiled:
     name, code = c.name, c.key
     missing = _missing_reason(c)
     by_value: dict[bool, Reason] = {}
@@ -564,10 +566,10 @@ def _compile_boolean(c: Criterion, scale: float) -> Evaluator:
             return r_false
         return safe(value)
 
-    return evaluate
+    return evaluate, missing
 
 
-_COMPILERS: dict[str, Callable[[Criterion, float], Evaluator]] = {
+_COMPILERS: dict[str, Callable[[Criterion, float], Compiled]] = {
     "categorical": _compile_categorical,
     "bands": _compile_bands,
     "contains_any": _compile_contains_any,
@@ -645,34 +647,23 @@ def _compile_disqualifier(d: Disqualifier) -> DisqualifierCheck:
 
 
 class Scorer:
-    """A spec compiled for fast scoring. Reusable, and safe to share between threads."""
+    """A spec compiled for fast scoring. Reusable, and safe to share between threads.
 
-    __slots__ = (
-        "spec",
-        "_plan",
-        "_weights",
-        "_checks",
-        "_total_weight",
-        "_min_covered",
-        "_tier_by_score",
-        "_exact",
-        "_tie",
-    )
+    Each criterion becomes an evaluator (value → cached Reason) and each disqualifier a check; the
+    per-record work is then generated as one straight-line function (see :func:`_generate_runner`).
+    """
+
+    __slots__ = ("spec", "_run", "_weights", "_exact")
 
     def __init__(self, spec: IcpSpec) -> None:
         if not spec.criteria:
             raise ValueError("an ICP needs at least one criterion")
         self.spec = spec
-        total = float(sum(c.weight for c in spec.criteria))
-        self._total_weight = total
-        #: (attribute, evaluate) per criterion, and the weights in the same order
-        self._plan = tuple(
-            (c.attribute, _COMPILERS[c.type](c, _scale(c.weight, total))) for c in spec.criteria
-        )
         self._weights = tuple(float(c.weight) for c in spec.criteria)
-        self._checks = tuple((d.attribute, _compile_disqualifier(d)) for d in spec.disqualifiers)
-        # coverage < min_coverage  ⇔  covered weight < min_coverage·Σw (with slack for float sums)
-        self._min_covered = spec.min_coverage * total - 1e-9 * total
+        total = 0.0
+        for weight in self._weights:  # left to right, exactly as the runner adds covered weights
+            total += weight
+        compiled = [_COMPILERS[c.type](c, _scale(c.weight, total)) for c in spec.criteria]
         table = []
         for s in range(101):
             tier = spec.fallback_tier
@@ -681,13 +672,25 @@ class Scorer:
                     tier = name
                     break
             table.append(tier)
-        self._tier_by_score = tuple(table)
         self._exact: _BoundedCache = _BoundedCache()
         # Each Reason's points are rounded to 6 decimals (≤ 5e-7 off) and float sums add a little noise:
         # any total this close to a .5 tie is decided in exact arithmetic instead. When every possible
         # points value is exactly its rational value and a short binary fraction (30, 15, 7.5, 0.25...),
         # float sums are exact and no total needs a second look.
-        self._tie = 0.0 if _sums_are_exact(spec) else 1e-6 * (len(self._plan) + 1)
+        tie = 0.0 if _sums_are_exact(spec) else 1e-6 * (len(compiled) + 1)
+        self._run = _generate_runner(
+            criteria=[
+                (c.attribute, evaluate, missing, weight)
+                for c, (evaluate, missing), weight in zip(spec.criteria, compiled, self._weights, strict=True)
+            ],
+            checks=[(d.attribute, _compile_disqualifier(d)) for d in spec.disqualifiers],
+            total_weight=total,
+            # coverage < min_coverage  ⇔  covered weight < min_coverage·Σw (with slack for float sums)
+            min_covered=spec.min_coverage * total - 1e-9 * total,
+            tier_by_score=tuple(table),
+            tie=tie,
+            exact_score=self._exact_score,
+        )
 
     def score(self, attributes: Mapping[str, Any]) -> FitResult:
         """Score one record's canonical attributes. Never raises, whatever the values."""
@@ -695,37 +698,6 @@ class Scorer:
             return self._run(attributes.get)
         except Exception:  # not a Mapping, or one whose get() raises: read it defensively
             return self._run(partial(_safe_get, attributes))
-
-    def _run(self, get: Callable[[str], Any]) -> FitResult:
-        reasons = tuple([evaluate(get(attribute)) for attribute, evaluate in self._plan])
-        total = sum(map(_points, reasons))  # a missing criterion's points are 0
-        if "missing" in map(_status_of, reasons):
-            covered = 0.0
-            for reason, weight in zip(reasons, self._weights):  # noqa: B905 - equal lengths by construction
-                if reason.status != "missing":
-                    covered += weight
-            coverage = covered / self._total_weight
-        else:
-            covered, coverage = self._total_weight, 1.0
-
-        fired = None
-        for attribute, check in self._checks:
-            value = get(attribute)
-            if value is not None:
-                hit = check(value)
-                if hit is not None:
-                    fired = (hit,) if fired is None else (*fired, hit)
-        if fired is not None:
-            return _fit(0, DISQUALIFIED, coverage, fired + reasons)
-
-        points = int(total + 0.5)
-        if self._tie:
-            off = total + 0.5 - points  # 0 ≤ off < 1; near 0 or 1 means near a .5 tie
-            if off < self._tie or off > 1.0 - self._tie:  # within rounding noise of a tie: decide exactly
-                points = self._exact_score(reasons)
-        if covered < self._min_covered:
-            return _fit(points, INSUFFICIENT_DATA, coverage, reasons)
-        return _fit(points, self._tier_by_score[points], coverage, reasons)
 
     def _exact_score(self, reasons: tuple[Reason, ...]) -> int:
         """round_half_up(100·Σw·c/Σw) in exact arithmetic, from the decimals the ICP was written with."""
@@ -739,6 +711,95 @@ class Scorer:
         )
         exact = 100 * total / sum(weights)
         return self._exact.put(key, min(100, max(0, math.floor(exact + Fraction(1, 2)))))
+
+
+def _generate_runner(
+    *,
+    criteria: list[tuple[str, Evaluator, Reason, float]],
+    checks: list[tuple[str, DisqualifierCheck]],
+    total_weight: float,
+    min_covered: float,
+    tier_by_score: tuple[str, ...],
+    tie: float,
+    exact_score: Callable[[tuple[Reason, ...]], int],
+) -> Callable[[Callable[[str], Any]], FitResult]:
+    """One straight-line function ``run(get) -> FitResult`` for a compiled spec.
+
+    Unrolling the per-criterion loop saves about a third of the per-record time. The generated source
+    holds only numbered local names (``a0``, ``e0``...): attribute names, evaluators and constants from the
+    spec are passed in the namespace, never written into the source. For two criteria and one check::
+
+        def run(get):
+            r0 = e0(get(a0))
+            r1 = e1(get(a1))
+            reasons = (r0, r1,)
+            total = r0.points + r1.points
+            covered = (w0 if r0 is not m0 else 0.0) + (w1 if r1 is not m1 else 0.0)
+            coverage = covered / W
+            fired = None
+            v = get(d0)
+            if v is not None:
+                hit = c0(v)
+                if hit is not None:
+                    fired = (hit,) if fired is None else (*fired, hit)
+            if fired is not None:
+                return fit(0, DISQUALIFIED, coverage, fired + reasons)
+            points = int(total + 0.5)
+            # only when float sums can be inexact:
+            off = total + 0.5 - points
+            if off < TIE or off > 1.0 - TIE:
+                points = exact_score(reasons)
+            if covered < MIN_COVERED:
+                return fit(points, INSUFFICIENT_DATA, coverage, reasons)
+            return fit(points, TIERS[points], coverage, reasons)
+    """
+    namespace: dict[str, Any] = {
+        "fit": _fit,
+        "DISQUALIFIED": DISQUALIFIED,
+        "INSUFFICIENT_DATA": INSUFFICIENT_DATA,
+        "W": total_weight,
+        "MIN_COVERED": min_covered,
+        "TIERS": tier_by_score,
+        "TIE": tie,
+        "exact_score": exact_score,
+    }
+    n = len(criteria)
+    lines = ["def run(get):"]
+    for i, (attribute, evaluate, missing, weight) in enumerate(criteria):
+        namespace.update({f"a{i}": attribute, f"e{i}": evaluate, f"m{i}": missing, f"w{i}": weight})
+        lines.append(f"    r{i} = e{i}(get(a{i}))")
+    lines.append(f"    reasons = ({''.join(f'r{i}, ' for i in range(n))})")
+    lines.append(f"    total = {' + '.join(f'r{i}.points' for i in range(n))}")
+    lines.append(f"    covered = {' + '.join(f'(w{i} if r{i} is not m{i} else 0.0)' for i in range(n))}")
+    lines.append("    coverage = covered / W")
+    lines.append("    fired = None")
+    for j, (attribute, check) in enumerate(checks):
+        namespace.update({f"d{j}": attribute, f"c{j}": check})
+        lines += [
+            f"    v = get(d{j})",
+            "    if v is not None:",
+            f"        hit = c{j}(v)",
+            "        if hit is not None:",
+            "            fired = (hit,) if fired is None else (*fired, hit)",
+        ]
+    lines += [
+        "    if fired is not None:",
+        "        return fit(0, DISQUALIFIED, coverage, fired + reasons)",
+        "    points = int(total + 0.5)",
+    ]
+    if tie:
+        lines += [
+            "    off = total + 0.5 - points",
+            "    if off < TIE or off > 1.0 - TIE:",
+            "        points = exact_score(reasons)",
+        ]
+    lines += [
+        "    if covered < MIN_COVERED:",
+        "        return fit(points, INSUFFICIENT_DATA, coverage, reasons)",
+        "    return fit(points, TIERS[points], coverage, reasons)",
+    ]
+    exec(compile("\n".join(lines), "<icp scorer>", "exec"), namespace)  # noqa: S102 - see the docstring
+    return namespace["run"]
 
 
 def _possible_credits(c: Criterion) -> set[float]:
@@ -760,7 +821,6 @@ def _sums_are_exact(spec: IcpSpec) -> bool:
 
 
 _credit_of = attrgetter("credit")
-_status_of = attrgetter("status")
 
 
 def _safe_get(attributes: Any, key: str) -> Any:
