@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from worker.icp.model import Band, Criterion, Disqualifier, IcpSpec
-from worker.icp.scoring import FitResult, Reason, Scorer, score
+from worker.icp.scoring import CACHE_LIMIT, FitResult, Reason, Scorer, _BoundedCache, score
 from worker.icp.spec import parse_icp
 
 WORKED_EXAMPLE = """\
@@ -759,3 +759,18 @@ def test_any_number_of_criteria_and_disqualifiers(n):
     everything = {f"c{i}": "y" for i in range(n)}
     assert scorer.score(everything) == FitResult(100, "best", 1.0, scorer.score(everything).reasons)
     assert scorer.score({**everything, f"flag{n - 1}": "yes"}).reasons[0].code == f"d{n - 1}"
+
+
+def test_caches_stay_small_in_memory():
+    scorer = Scorer(SPEC)
+    for i in range(3):
+        long_text = f"{i}" + "x" * 100_000
+        result = scorer.score({"industry": long_text, "employees": 10**100 + i, "tech_stack": [long_text]})
+        assert result.reasons[0].text == f"industry {i}" + "x" * 38 + "…: +0"
+        assert result.reasons[1].text == "employees 1e+100 ≥ 500: +25"
+    cache = _BoundedCache()
+    assert cache.put("x" * 201, 1) == 1 and cache.put(2**200, 2) == 2 and cache.put(-(2**200), 3) == 3
+    assert cache == {}
+    for n in range(CACHE_LIMIT + 5):
+        cache.put(n, n)
+    assert len(cache) == 5  # cleared when full, then refilled

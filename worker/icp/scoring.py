@@ -34,6 +34,8 @@ ReasonStatus = Literal["match", "partial", "miss", "missing", "disqualified"]
 
 #: Entries per criterion in the (value → Reason) cache before it is cleared.
 CACHE_LIMIT = 4096
+#: Longest text remembered as a cache key (longer values are scored, just not cached).
+MAX_CACHED_TEXT = 200
 #: Longest value shown in a reason sentence (longer values are cut with "…").
 MAX_SHOWN = 40
 #: Longest value shown in the compact CRM text (longer values are left out).
@@ -340,12 +342,21 @@ def _members(value: Any) -> Iterable[Any] | None:
     return None
 
 
+_BIG_KEY = 2**128
+
+
 class _BoundedCache(dict):
-    """A dict that forgets everything when it reaches ``CACHE_LIMIT`` entries (cheap, and hot keys return)."""
+    """A dict that forgets everything when it reaches ``CACHE_LIMIT`` entries (cheap, and hot keys return).
+
+    Very long texts and huge integers are not remembered, so odd data cannot make a cache big in memory.
+    """
 
     __slots__ = ()
 
     def put(self, key: Any, value: Any) -> Any:
+        t = type(key)
+        if (t is str and len(key) > MAX_CACHED_TEXT) or (t is int and not -_BIG_KEY < key < _BIG_KEY):
+            return value
         if len(self) >= CACHE_LIMIT:
             self.clear()
         self[key] = value
