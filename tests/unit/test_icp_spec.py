@@ -152,14 +152,6 @@ def test_values_are_casefolded_and_stripped_and_lists_give_full_credit():
     assert year.values == {"2020": 0.5}
 
 
-def test_unknown_country_normaliser_fallback(monkeypatch):
-    monkeypatch.setattr(spec_module, "_normalize_country", None)
-    spec = parse_icp(
-        HEAD + "  - {key: country, attribute: country, weight: 5, type: categorical, values: [US, Xyz]}\n"
-    )
-    assert spec.criteria[1].values == {"us": 1.0, "xyz": 1.0}
-
-
 def test_load_icp_reads_a_file_and_names_it_in_errors(tmp_path):
     good = tmp_path / "icp.yaml"
     good.write_text(EXAMPLE, encoding="utf-8")

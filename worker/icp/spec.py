@@ -33,13 +33,7 @@ from worker.icp.model import (
     Disqualifier,
     IcpSpec,
 )
-
-try:  # written alongside this module; fall back to casefolding until it exists
-    from worker.normalize import normalize_country as _normalize_country
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the checkout
-    if exc.name != "worker.normalize":
-        raise
-    _normalize_country = None
+from worker.normalize import normalize_country as _normalize_country
 
 __all__ = [
     "IcpValidationError",
@@ -730,7 +724,6 @@ def _check_unit(value: float) -> str | None:
 
 
 def _country_code(text: str) -> str | None:
-    if _normalize_country is None:
-        return text.casefold()
+    """ISO alpha-2, casefolded ("Canada" → "ca") so it compares like every other value; None if unknown."""
     code = _normalize_country(text)
     return code.casefold() if code else None
