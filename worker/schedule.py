@@ -253,7 +253,8 @@ def describe(
 
 
 class ConnectionScheduler(PersistentScheduler):
-    """Beat's scheduler: the connections file's schedules, re-read when the file changes.
+    """Beat's scheduler: the connections file's schedules, re-read when the file changes. The file is
+    ``ICP_WORKER_CONFIG`` (or ``./icp-worker.yaml``), unless the app's ``icp_worker_config`` names one.
 
     Last run times persist in ``beat_schedule_filename`` (a shelve file), so a restart neither repeats
     nor forgets a run."""
@@ -269,7 +270,8 @@ class ConnectionScheduler(PersistentScheduler):
     def _config_path(self) -> Path | None:
         from worker.celery_app import config_path
 
-        return config_path()
+        explicit = self.app.conf.get("icp_worker_config")
+        return Path(explicit) if explicit else config_path()
 
     def _stamp(self) -> tuple[str, float] | None:
         path = self._config_path()
@@ -281,10 +283,11 @@ class ConnectionScheduler(PersistentScheduler):
             return str(path), -1.0
 
     def _connection_entries(self) -> dict[str, dict[str, Any]]:
-        from worker.celery_app import load_worker_config
+        from worker.config import WorkerConfig, load_config
 
         self._config_stamp = self._stamp()
-        return build_beat_schedule(load_worker_config())
+        path = self._config_path()
+        return build_beat_schedule(load_config(path) if path else WorkerConfig())
 
     def setup_schedule(self) -> None:
         filename = Path(self.schedule_filename)

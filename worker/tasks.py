@@ -342,19 +342,19 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
 EXPECTED = (ConnectorError, *PERMANENT_ERRORS)
 
 
-@celery_app.task(bind=True, name=TASK_SYNC, queue=QUEUE_SYNC, throws=EXPECTED, max_retries=None)
+@celery_app.task(bind=True, name=TASK_SYNC, throws=EXPECTED, max_retries=None)
 def sync_connection(self: Any, name: str, kind: str = "incremental", lock_waits: int = 0) -> dict[str, Any]:
     """One sync run of connection ``name`` (``incremental`` or ``full``)."""
     return run_connection_task(self, name, kind, lock_waits)
 
 
-@celery_app.task(bind=True, name=TASK_REEVALUATE, queue=QUEUE_REEVALUATE, throws=EXPECTED, max_retries=None)
+@celery_app.task(bind=True, name=TASK_REEVALUATE, throws=EXPECTED, max_retries=None)
 def reevaluate_connection(self: Any, name: str, lock_waits: int = 0) -> dict[str, Any]:
     """Re-score connection ``name`` from its snapshots under the latest ICP and write what changed."""
     return run_connection_task(self, name, "reevaluate", lock_waits)
 
 
-@celery_app.task(bind=True, name=TASK_FANOUT, queue=QUEUE_SCHEDULE)
+@celery_app.task(bind=True, name=TASK_FANOUT)
 def nightly_fanout(self: Any, kind: str = "incremental") -> list[str]:
     """A sync task for every configured connection (for a single global schedule, or by hand:
     ``celery -A worker.celery_app call icp.nightly_fanout``). Beat schedules each connection itself."""

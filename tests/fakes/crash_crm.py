@@ -7,6 +7,7 @@ with ``worker.jobs.build_connector`` wrapped so that every ``crm: files`` connec
 
 ``CRASH_CRM_BATCH``         records per write request (default: the files connector's 10,000)
 ``CRASH_CRM_WRITE_DELAY``   seconds to wait before each write request is applied ("network latency")
+``CRASH_CRM_SLOW_FLAG``     a path: when set, the delay applies only while that file exists
 ``CRASH_CRM_EVENTS``        a file to which each write appends ``start``/``done`` lines as JSON, with the
                             process id and the record ids: a test sees where a run is and what was in flight
 ``CRASH_CRM_LOG_SECRETS``   comma-separated names of environment variables whose values the connector logs
@@ -40,6 +41,7 @@ class SlowFilesConnector:
         self.crm = inner.crm
         self.write_batch_size = int(os.environ.get("CRASH_CRM_BATCH") or inner.write_batch_size)
         self.delay = float(os.environ.get("CRASH_CRM_WRITE_DELAY") or 0)
+        self.slow_flag = os.environ.get("CRASH_CRM_SLOW_FLAG")
         self.events = os.environ.get("CRASH_CRM_EVENTS")
         self._chatter()
 
@@ -70,7 +72,7 @@ class SlowFilesConnector:
     def write(self, object_type: str, updates: Sequence[FitUpdate]) -> list[WriteResult]:
         ids = [u.external_id for u in updates]
         self._event("start", object_type, ids)
-        if self.delay:
+        if self.delay and (not self.slow_flag or os.path.exists(self.slow_flag)):
             time.sleep(self.delay)
         results = self.inner.write(object_type, updates)
         self._event("done", object_type, ids)

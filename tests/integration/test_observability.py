@@ -18,7 +18,10 @@ from worker.sync import RunSummary
 
 SF_PASSWORD = "hunter2-Pa55word!"
 HS_TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
-PEM = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\nBKcwggSjAgEAAoIBAQC7\\n-----END PRIVATE KEY-----"
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\nBKcwggSjAgEAAoIBAQC7\\n"
+    "-----END PRIVATE KEY-----"
+)
 DB_PASSWORD = "s3cr3t%21db"  # URL-encoded "s3cr3t!db"
 
 
