@@ -11,8 +11,9 @@ from connectors.base import Connector
 from connectors.errors import ConfigError
 
 
-def build_connector(crm: str, options: Mapping[str, Any], *, env_prefix: str,
-                    env: Mapping[str, str] | None = None) -> Connector:
+def build_connector(
+    crm: str, options: Mapping[str, Any], *, env_prefix: str, env: Mapping[str, str] | None = None
+) -> Connector:
     env = os.environ if env is None else env
     if crm == "files":
         from connectors.files import FilesConnector

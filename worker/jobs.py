@@ -14,9 +14,16 @@ from worker.store.db import Store
 from worker.sync import ProgressFn, RunSummary, run_sync
 
 
-def sync_connection(store: Store, cfg: ConnectionConfig, *, kind: str = "incremental",
-                    progress: ProgressFn | None = None, task_id: str | None = None,
-                    now: datetime | None = None, env: Mapping[str, str] | None = None) -> RunSummary:
+def sync_connection(
+    store: Store,
+    cfg: ConnectionConfig,
+    *,
+    kind: str = "incremental",
+    progress: ProgressFn | None = None,
+    task_id: str | None = None,
+    now: datetime | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunSummary:
     """One run of one connection, with its connector opened and closed around it."""
     connector = build_connector(cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env)
     try:
@@ -25,15 +32,19 @@ def sync_connection(store: Store, cfg: ConnectionConfig, *, kind: str = "increme
         connector.close()
 
 
-def reevaluate_all(store: Store, config: WorkerConfig, *, progress: ProgressFn | None = None,
-                   now: datetime | None = None) -> list[RunSummary]:
+def reevaluate_all(
+    store: Store, config: WorkerConfig, *, progress: ProgressFn | None = None, now: datetime | None = None
+) -> list[RunSummary]:
     """Re-score every configured connection from its snapshots (no CRM read) and write what changed."""
-    return [sync_connection(store, cfg, kind="reevaluate", progress=progress, now=now)
-            for cfg in config.connections]
+    return [
+        sync_connection(store, cfg, kind="reevaluate", progress=progress, now=now)
+        for cfg in config.connections
+    ]
 
 
-def publish_file(store: Store, path: Path, *, note: str, author: str,
-                 now: datetime | None = None) -> versions.Published:
+def publish_file(
+    store: Store, path: Path, *, note: str, author: str, now: datetime | None = None
+) -> versions.Published:
     text = path.read_text(encoding="utf-8")
     with store.session() as s:
         return versions.publish(s, text, filename=str(path), author=author, note=note, now=now)

@@ -115,10 +115,14 @@ def decide(
 
 
 def rise_explanation(
-    previous_tier: str, new_tier: str, version: int, old_reasons: Sequence[Mapping[str, Any]],
-    new_reasons: Sequence[Mapping[str, Any]], limit: int = 2,
+    previous_tier: str,
+    new_tier: str,
+    version: int,
+    old_reasons: Sequence[Mapping[str, Any]],
+    new_reasons: Sequence[Mapping[str, Any]],
+    limit: int = 2,
 ) -> str:
-    """"poor → best under ICP v3: employees 620 ≥ 500: +25" — the reasons whose points rose most."""
+    """ "poor → best under ICP v3: employees 620 ≥ 500: +25" — the reasons whose points rose most."""
     before = {r["code"]: r.get("points", 0.0) for r in old_reasons}
     gains = sorted(
         ((r.get("points", 0.0) - before.get(r["code"], 0.0), r.get("text", r["code"])) for r in new_reasons),

@@ -15,8 +15,9 @@ from connectors.errors import QuotaExceededError
 
 @dataclass
 class MemoryCrm:
-    records: dict[str, dict[str, CrmRecord]] = field(default_factory=lambda: {
-        "account": {}, "opportunity": {}, "lead": {}})
+    records: dict[str, dict[str, CrmRecord]] = field(
+        default_factory=lambda: {"account": {}, "opportunity": {}, "lead": {}}
+    )
     #: external id -> owned field values as the CRM holds them
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -27,11 +28,27 @@ class MemoryCrm:
         self.clock += 1
         return f"2026-11-{1 + self.clock // 86400:02d}T00:00:00.{self.clock:06d}Z"
 
-    def put(self, object_type: str, external_id: str, raw: dict[str, Any] | None = None, *,
-            status: dict[str, Any] | None = None, owner: str | None = "005A", name: str | None = None,
-            last_activity: date | None = None) -> CrmRecord:
-        rec = CrmRecord(object_type, external_id, dict(raw or {}), dict(status or {}), name or external_id, owner,
-                        last_activity, self.stamp())
+    def put(
+        self,
+        object_type: str,
+        external_id: str,
+        raw: dict[str, Any] | None = None,
+        *,
+        status: dict[str, Any] | None = None,
+        owner: str | None = "005A",
+        name: str | None = None,
+        last_activity: date | None = None,
+    ) -> CrmRecord:
+        rec = CrmRecord(
+            object_type,
+            external_id,
+            dict(raw or {}),
+            dict(status or {}),
+            name or external_id,
+            owner,
+            last_activity,
+            self.stamp(),
+        )
         self.records[object_type][external_id] = rec
         return rec
 
@@ -68,9 +85,23 @@ class MemoryConnector:
                     raise QuotaExceededError("daily API requests limit reached", reserved=True)
                 self.quota_after_pages -= 1
             self.api.count("read")
-            chunk = rows[start:start + self.page_size]
-            yield Page([CrmRecord(r.object_type, r.external_id, dict(r.raw), dict(r.status), r.name, r.owner_id,
-                                  r.last_activity, r.modstamp) for r in chunk], chunk[-1].modstamp)
+            chunk = rows[start : start + self.page_size]
+            yield Page(
+                [
+                    CrmRecord(
+                        r.object_type,
+                        r.external_id,
+                        dict(r.raw),
+                        dict(r.status),
+                        r.name,
+                        r.owner_id,
+                        r.last_activity,
+                        r.modstamp,
+                    )
+                    for r in chunk
+                ],
+                chunk[-1].modstamp,
+            )
 
     def write(self, object_type, updates: Sequence[FitUpdate]):
         assert len(updates) <= self.write_batch_size, "sync must respect the batch size"
@@ -83,7 +114,9 @@ class MemoryConnector:
         for u in updates:
             if u.external_id in self.fail_ids:
                 code, msg = self.fail_ids[u.external_id]
-                results.append(WriteResult(u.external_id, False, code, msg, retryable=code == "UNABLE_TO_LOCK_ROW"))
+                results.append(
+                    WriteResult(u.external_id, False, code, msg, retryable=code == "UNABLE_TO_LOCK_ROW")
+                )
                 continue
             self.db.fields[u.external_id] = dict(u.fields)
             self.db.writes.append((object_type, u.external_id, dict(u.fields)))

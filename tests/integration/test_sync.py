@@ -28,7 +28,8 @@ disqualifiers:
 """
 # v2 widens the employee band: 500+ companies now fit.
 ICP_V2 = ICP_V1.replace("bands: [{min: 1000, credit: 1.0}]", "bands: [{min: 500, credit: 1.0}]").replace(
-    "test v1", "test v2")
+    "test v1", "test v2"
+)
 
 
 def publish(store, text, now):
@@ -47,20 +48,36 @@ def crm() -> MemoryCrm:
     crm.put("account", "A2", {"industry": "Computer Software", "employees": "600"})
     crm.put("account", "A3", {"industry": "Government", "employees": "5000"})
     crm.put("opportunity", "O1", status={"account_id": "A1", "is_closed": False})
-    crm.put("opportunity", "O2", status={"account_id": "A2", "is_closed": True, "is_won": False,
-                                          "close_date": "2026-01-10"})
-    crm.put("lead", "L1", {"industry": "Computer Software", "employees": "700"},
-            status={"lead_status": "Unqualified", "is_converted": False}, owner="005B")
-    crm.put("lead", "L2", {"industry": "Computer Software", "employees": "800"},
-            status={"lead_status": "Working", "is_converted": False}, last_activity=date(2026, 1, 1))
+    crm.put(
+        "opportunity",
+        "O2",
+        status={"account_id": "A2", "is_closed": True, "is_won": False, "close_date": "2026-01-10"},
+    )
+    crm.put(
+        "lead",
+        "L1",
+        {"industry": "Computer Software", "employees": "700"},
+        status={"lead_status": "Unqualified", "is_converted": False},
+        owner="005B",
+    )
+    crm.put(
+        "lead",
+        "L2",
+        {"industry": "Computer Software", "employees": "800"},
+        status={"lead_status": "Working", "is_converted": False},
+        last_activity=date(2026, 1, 1),
+    )
     crm.put("lead", "L3", {"industry": "n/a", "employees": "lots"}, status={"lead_status": "Open"})
     return crm
 
 
 def fits(store) -> dict[str, tuple[int, str, str]]:
     with store.session() as s:
-        rows = s.execute(select(RecordSnapshot.external_id, RecordFit.score, RecordFit.tier, RecordFit.write_status)
-                         .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)).all()
+        rows = s.execute(
+            select(RecordSnapshot.external_id, RecordFit.score, RecordFit.tier, RecordFit.write_status).join(
+                RecordFit, RecordFit.snapshot_id == RecordSnapshot.id
+            )
+        ).all()
     return {ext: (score, tier, status) for ext, score, tier, status in rows}
 
 
@@ -87,7 +104,9 @@ def test_first_sync_scores_and_writes_everything_then_a_rerun_writes_nothing(sto
     second = run_sync(store, cfg(), MemoryConnector(crm), now=now + timedelta(hours=1))
     assert second.status == "succeeded"
     assert second.counts.get("written", 0) == 0 and crm.writes == []
-    assert second.counts.get("changed_account", 0) == 0, "look-back rows with the same stamp are not re-processed"
+    assert second.counts.get("changed_account", 0) == 0, (
+        "look-back rows with the same stamp are not re-processed"
+    )
 
 
 def test_incremental_change_writes_only_the_changed_record_and_its_opportunities(store, crm, now):
@@ -101,7 +120,9 @@ def test_incremental_change_writes_only_the_changed_record_and_its_opportunities
     assert fits(store)["O2"][:2] == (100, "best")
     assert summary.counts["pulled_account"] >= 1
     with store.session() as s:
-        hist = s.scalars(select(FitHistory.tier).where(FitHistory.external_id == "A2").order_by(FitHistory.id)).all()
+        hist = s.scalars(
+            select(FitHistory.tier).where(FitHistory.external_id == "A2").order_by(FitHistory.id)
+        ).all()
     assert hist == ["poor", "best"]
 
 
@@ -133,8 +154,14 @@ def test_icp_revision_reevaluates_from_snapshots_and_flags_dismissed_and_stale_r
     assert again.counts.get("flags_raised", 0) == 0 and len(crm.tasks) == 3
 
     # The lead is worked again: its flag clears and the CRM field follows.
-    crm.put("lead", "L1", {"industry": "Computer Software", "employees": "700"},
-            status={"lead_status": "Working"}, owner="005B", last_activity=(now + timedelta(days=2)).date())
+    crm.put(
+        "lead",
+        "L1",
+        {"industry": "Computer Software", "employees": "700"},
+        status={"lead_status": "Working"},
+        owner="005B",
+        last_activity=(now + timedelta(days=2)).date(),
+    )
     cleared = run_sync(store, config, MemoryConnector(crm), now=now + timedelta(days=2))
     assert cleared.counts["flags_cleared"] == 1
     assert crm.fields["L1"]["reengage_flag"] is False
@@ -142,8 +169,13 @@ def test_icp_revision_reevaluates_from_snapshots_and_flags_dismissed_and_stale_r
 
 def test_cooloff_and_per_owner_cap(store, crm, now):
     publish(store, ICP_V1, now)
-    crm.put("lead", "L4", {"industry": "Computer Software", "employees": "900"},
-            status={"lead_status": "Unqualified"}, owner="005B")
+    crm.put(
+        "lead",
+        "L4",
+        {"industry": "Computer Software", "employees": "900"},
+        status={"lead_status": "Unqualified"},
+        owner="005B",
+    )
     config = cfg(create_tasks=True, per_owner_cap=1)
     run_sync(store, config, MemoryConnector(crm), kind="full", now=now)
     publish(store, ICP_V2, now)
@@ -158,7 +190,10 @@ def test_cooloff_and_per_owner_cap(store, crm, now):
     within = run_sync(store, config, MemoryConnector(crm), kind="reevaluate", now=now + timedelta(days=2))
     assert within.counts.get("flags_raised", 0) == 0
     with store.session() as s:
-        assert s.scalar(select(func.count()).select_from(ReengageFlag).where(ReengageFlag.state == "active")) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(ReengageFlag).where(ReengageFlag.state == "active"))
+            == 0
+        )
 
 
 def test_failed_records_keep_the_crm_error_and_are_retried_next_run(store, crm, now):
