@@ -46,9 +46,10 @@ class TokenBucket:
     def for_window(cls, budget: int, window_seconds: float, clock: Callable[[], float]) -> TokenBucket:
         """A bucket that never lets more than ``budget`` requests into any window of ``window_seconds``.
 
-        A tenth of the budget may go in a burst; the rest is spread evenly over the window."""
+        A small burst (2% of the budget) and the rest spread evenly: a sequential client gains nothing
+        from a large burst, and every token of burst is one less of sustained rate."""
         budget = max(1, int(budget))
-        capacity = max(1, budget // 10)
+        capacity = max(1, budget // 50)
         if budget == capacity:  # a budget of 1: one request per window
             return cls(1, 1.0 / window_seconds * (1 - 1e-9), clock)
         return cls(capacity, (budget - capacity) / window_seconds, clock)
