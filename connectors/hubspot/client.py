@@ -117,7 +117,7 @@ def _header(headers: Any, name: str) -> str | None:
             value = headers.get(name.lower())
     except AttributeError:
         return None
-    return value
+    return None if value is None else str(value)
 
 
 def _parse_body(raw: Any) -> Any:
@@ -340,7 +340,9 @@ class HubSpotClient:
             if left is not None:
                 self.usage.daily_used = daily - left
 
-    def _once(self, kind: str, what: str, op: Callable[..., Any], args: tuple, kwargs: dict) -> Response:
+    def _once(
+        self, kind: str, what: str, op: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Response:
         self._ensure_token()
         self.limiter.acquire("search" if what.startswith("search") else kind)
         self.usage.count(kind)
