@@ -61,24 +61,24 @@ class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     #: Seconds before Redis hands an unacknowledged message to another worker (see the module notes).
-    celery_visibility_timeout: int = Field(7200, ge=1)
+    celery_visibility_timeout: int = Field(default=7200, ge=1)
     #: Prefix of every broker key in Redis (kombu's ``global_keyprefix``); empty: Celery's own names.
     celery_key_prefix: str = ""
     #: Prefix of this program's own Redis keys (locks, rate limiter).
     redis_key_prefix: str = "icp:"
     #: Processes per worker (``icp-worker worker --concurrency`` overrides it).
-    worker_concurrency: int = Field(2, ge=1)
+    worker_concurrency: int = Field(default=2, ge=1)
     #: A connection's lock expires this long after its holder stopped renewing it (a dead worker).
-    lock_ttl_seconds: float = Field(60.0, gt=0)
+    lock_ttl_seconds: float = Field(default=60.0, gt=0)
     #: A task that finds its connection locked is re-queued every ``LOCK_RETRY_SECONDS`` ...
-    lock_retry_seconds: float = Field(30.0, gt=0)
+    lock_retry_seconds: float = Field(default=30.0, gt=0)
     #: ... for at most this long; then it is recorded as ``skipped`` and says why.
-    lock_wait_seconds: float = Field(3600.0, ge=0)
+    lock_wait_seconds: float = Field(default=3600.0, ge=0)
     #: Retries of a transient failure (timeout, 5xx, rate limit) before the task fails.
-    task_max_retries: int = Field(5, ge=0)
+    task_max_retries: int = Field(default=5, ge=0)
     #: Exponential backoff between those retries: first wait and cap, in seconds (with jitter).
-    retry_backoff_seconds: float = Field(30.0, ge=0)
-    retry_backoff_max_seconds: float = Field(900.0, ge=0)
+    retry_backoff_seconds: float = Field(default=30.0, ge=0)
+    retry_backoff_max_seconds: float = Field(default=900.0, ge=0)
     #: Beat's state file (last run of each entry). Default: ``ICP_WORKER_HOME/celerybeat-schedule``.
     beat_schedule_file: Path | None = None
 

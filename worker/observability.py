@@ -212,16 +212,14 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=pre_chain,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            carry_run_context,
-            structlog.processors.format_exc_info,
-            redactor,
-            RedactingRenderer(renderer, redactor),
-        ],
-    )
+    final: list[Any] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        carry_run_context,
+        structlog.processors.format_exc_info,
+        redactor,
+        RedactingRenderer(renderer, redactor),
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=pre_chain, processors=final)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

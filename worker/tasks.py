@@ -62,6 +62,9 @@ from worker.yamlfile import YamlFileError
 log = structlog.get_logger("worker.tasks")
 
 KINDS = ("incremental", "full", "reevaluate")
+#: A message redelivered more often than this because its worker died is not run again: something in
+#: the run kills workers (memory?), and redelivering it forever would take every worker down in turn.
+MAX_REDELIVERIES = 3
 
 
 class UnknownConnectionError(LookupError):
@@ -154,28 +157,31 @@ def connection_config(name: str, config: WorkerConfig | None = None) -> Connecti
         raise UnknownConnectionError(str(exc.args[0])) from None
 
 
-def record_skipped_run(
-    store: Store, cfg: ConnectionConfig, kind: str, task_id: str | None, reason: str
-) -> int:
-    """A ``skipped`` run in the history, so that ``icp-worker runs`` shows why nothing happened."""
+def record_unrun(store: Store, cfg: ConnectionConfig, kind: str, task_id: str | None, status: str,
+                 reason: str) -> int:  # fmt: skip
+    """A run that did not happen (``skipped``, or ``failed`` before starting), in the history, so that
+    ``icp-worker runs`` shows why nothing happened."""
     now = datetime.now(UTC)
     with store.session() as s:
         conn = ensure_connection(s, cfg, now)
-        run = SyncRun(
-            connection_id=conn.id,
-            kind=kind,
-            status="skipped",
-            started_at=now,
-            finished_at=now,
-            task_id=task_id,
-            error=reason[:2000],
-            counts={},
-            api_calls={},
-            timings={},
-        )
+        run = SyncRun(connection_id=conn.id, kind=kind, status=status, started_at=now, finished_at=now,
+                      task_id=task_id, error=reason[:2000], counts={}, api_calls={}, timings={})  # fmt: skip
         s.add(run)
         s.flush()
         return int(run.id)
+
+
+def count_redelivery(task_id: str, redis_url: str | None, prefix: str) -> int:
+    """How many times this task's message came back because its worker died (0 without Redis)."""
+    if not redis_url or not task_id:
+        return 0
+    from worker.locks import redis_client
+
+    client = redis_client(redis_url)
+    key = f"{prefix}redelivered:{task_id}"
+    count = int(client.incr(key))
+    client.expire(key, 2 * 86400)
+    return count
 
 
 def close_abandoned_runs(store: Store, cfg: ConnectionConfig) -> int:
@@ -195,7 +201,7 @@ def close_abandoned_runs(store: Store, cfg: ConnectionConfig) -> int:
                 error="abandoned: the worker running it stopped (killed or lost); the next run resumed",
             )
         )
-        return int(result.rowcount or 0)
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _failed_run_summary(store: Store, name: str, kind: str, task_id: str | None) -> RunSummary | None:
@@ -249,6 +255,14 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
             record_error(name, error_kind(exc))
             raise
         store = get_store()
+        redis_url = redis_url_from_settings()
+        if redelivered and count_redelivery(task_id, redis_url, runtime.redis_key_prefix) > MAX_REDELIVERIES:
+            reason = (f"gave up: delivered {MAX_REDELIVERIES + 1} times and its worker died each time "
+                      "(out of memory? killed?); the next scheduled run tries again")  # fmt: skip
+            run_id = record_unrun(store, cfg, kind, task_id, "failed", reason)
+            log.error("sync.failed", run_id=run_id, error=reason, error_kind="worker_lost", retry=False)
+            record_error(name, "worker_lost")
+            return {"run_id": run_id, "connection": name, "kind": kind, "status": "failed", "error": reason}
         log.info(
             "task.started",
             attempt=request.retries,
@@ -258,7 +272,7 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
         try:
             with connection_lock(
                 name,
-                redis_url=redis_url_from_settings(),
+                redis_url=redis_url,
                 ttl=runtime.lock_ttl_seconds,
                 prefix=runtime.redis_key_prefix,
                 task_id=task_id,
@@ -288,7 +302,7 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
                     max_retries=request.retries + 1,
                 ) from None
             reason = f"skipped after waiting {waited:.0f}s: {busy}"
-            run_id = record_skipped_run(store, cfg, kind, task_id, reason)
+            run_id = record_unrun(store, cfg, kind, task_id, "skipped", reason)
             log.warning("sync.skipped", run_id=run_id, reason=reason, holder=busy.holder.get("task_id"))
             return {"run_id": run_id, "connection": name, "kind": kind, "status": "skipped", "error": reason}
         except Exception as exc:
@@ -370,11 +384,25 @@ def nightly_fanout(self: Any, kind: str = "incremental") -> list[str]:
 # --------------------------------------------------------------------------------------------- enqueue
 
 
+class BrokerNotConfigured(LookupError):
+    """``CELERY_BROKER_URL`` is not set, so there is no queue to put work on."""
+
+
+def _broker_app(app: Any) -> Any:
+    celery = app or celery_app
+    if not celery.conf.broker_url:
+        raise BrokerNotConfigured(
+            "CELERY_BROKER_URL is not set, so there is no worker queue: run the work in-process "
+            "(without --enqueue), or set it (e.g. redis://localhost:6379/0) and start `icp-worker worker`"
+        )
+    return celery
+
+
 def enqueue_sync(name: str, kind: str = "incremental", *, app: Any = None) -> str:
     """Queue one run of connection ``name``; returns the task id (``icp-worker sync --enqueue``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown sync kind {kind!r} (expected one of {', '.join(KINDS)})")
-    celery = app or celery_app
+    celery = _broker_app(app)
     if kind == "reevaluate":
         return str(celery.send_task(TASK_REEVALUATE, args=[name], queue=QUEUE_REEVALUATE).id)
     return str(celery.send_task(TASK_SYNC, args=[name, kind], queue=QUEUE_SYNC).id)
@@ -382,14 +410,15 @@ def enqueue_sync(name: str, kind: str = "incremental", *, app: Any = None) -> st
 
 def enqueue_reevaluation(names: Iterable[str] | None = None, *, app: Any = None) -> list[str]:
     """Queue a re-evaluation of every configured connection (or of ``names``); one task id each."""
-    celery = app or celery_app
+    celery = _broker_app(app)
     if names is None:
         names = [c.name for c in load_worker_config().connections]
     return [str(celery.send_task(TASK_REEVALUATE, args=[n], queue=QUEUE_REEVALUATE).id) for n in names]
 
 
 def enqueue_fanout(kind: str = "incremental", *, app: Any = None) -> str:
-    celery = app or celery_app
+    """Queue the fan-out: a sync of every connection, decided by the worker from its connections file."""
+    celery = _broker_app(app)
     return str(celery.send_task(TASK_FANOUT, args=[kind], queue=QUEUE_SCHEDULE).id)
 
 

@@ -39,7 +39,7 @@ from worker.observability import REDACTED
 from worker.settings import Settings
 from worker.store.db import Store
 from worker.store.models import ReengageFlag, SyncRun
-from worker.tasks import enqueue_reevaluation, enqueue_sync
+from worker.tasks import enqueue_fanout, enqueue_reevaluation, enqueue_sync
 
 pytestmark = pytest.mark.celery
 
@@ -347,6 +347,19 @@ def test_a_scheduled_sync_runs_end_to_end_through_the_worker(stack, tmp_path):
     lines = json_lines(worker.text())
     finished = [x for x in lines if x.get("event") == "run.finished" and x.get("task_id") == task_id]
     assert finished and finished[0]["connection"] == "acme" and finished[0]["run_id"] == again.id
+
+    # The fan-out task queues a sync of every connection in the worker's connections file.
+    fanout_id = enqueue_fanout(app=stack.app)
+    third = wait_for(
+        lambda: [
+            r for r in stack.runs() if r.status != "running" and r.task_id not in (run.task_id, task_id)
+        ],
+        60,
+        "the fan-out's sync",
+    )[0]
+    assert third.status == "succeeded" and third.kind == "incremental"
+    fanout = [x for x in json_lines(worker.text()) if x.get("event") == "fanout.queued"]
+    assert fanout and fanout[0]["task_id"] == fanout_id and fanout[0]["tasks"] == 1
 
     # `icp-worker beat` starts with one zoned entry per connection.
     beat_proc = Proc([str(BIN / "icp-worker"), "beat"], stack.env(BEAT_SCHEDULE_FILE=tmp_path / "beat.db"),

@@ -4,6 +4,7 @@ for the lock or skip. The task body is called as a plain function with a stand-i
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -162,3 +163,45 @@ def test_a_locked_connection_waits_by_requeueing_then_is_skipped_and_says_why(em
     with get_store().session() as s:
         run = s.scalar(select(SyncRun))
     assert run.status == "skipped" and "task-0" in run.error and run.task_id == "task-1"
+
+
+def test_enqueueing_without_a_broker_says_how_to_fix_it(embedded):
+    from worker.celery_app import create_app
+
+    app = create_app()
+    with pytest.raises(tasks.BrokerNotConfigured, match="CELERY_BROKER_URL is not set"):
+        tasks.enqueue_sync("acme", "full", app=app)
+    with pytest.raises(LookupError):
+        tasks.enqueue_reevaluation(["acme"], app=app)
+
+
+@pytest.mark.celery
+def test_a_message_whose_worker_keeps_dying_is_given_up_after_three_redeliveries(embedded, monkeypatch):
+    import uuid
+
+    import redis
+
+    url = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"icptest-{uuid.uuid4().hex[:10]}:"
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("REDIS_KEY_PREFIX", prefix)
+    get_settings.cache_clear()
+    get_runtime_settings.cache_clear()
+    summary = RunSummary(run_id=1, connection="acme", kind="full", status="succeeded")
+    monkeypatch.setattr(tasks.jobs, "sync_connection", lambda *a, **k: summary)
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(3):  # the first three redeliveries run (the run resumes the work)
+            assert (
+                tasks.run_connection_task(StandInTask(redelivered=True), "acme", "full")["status"]
+                == "succeeded"
+            )
+        given_up = tasks.run_connection_task(StandInTask(redelivered=True), "acme", "full")
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    assert given_up["status"] == "failed" and given_up["error"].startswith("gave up: delivered 4 times")
+    with get_store().session() as s:
+        assert s.scalar(select(SyncRun.status).where(SyncRun.id == given_up["run_id"])) == "failed"

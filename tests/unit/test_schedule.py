@@ -184,3 +184,38 @@ def test_zoned_cron_accepts_naive_utc_and_pickles_for_the_beat_state_file():
     again = pickle.loads(pickle.dumps(sched))
     assert again == sched and again.next_after(utc(2026, 11, 24)) == utc(2026, 11, 24, 2)
     assert sched.remaining_estimate(utc(2026, 11, 24, 2)) == timedelta(hours=23)
+
+
+def test_beat_scheduler_follows_the_connections_file(tmp_path):
+    from worker.celery_app import RuntimeSettings, create_app
+    from worker.schedule import ConnectionScheduler
+    from worker.settings import Settings
+
+    config = tmp_path / "icp-worker.yaml"
+    config.write_text(
+        'connections:\n  - {name: acme, crm: files, schedule: {cron: "0 2 * * *", timezone: UTC}}\n'
+    )
+    app = create_app(Settings(_env_file=None), RuntimeSettings(_env_file=None))
+    app.conf.icp_worker_config = str(config)
+    beat = ConnectionScheduler(app=app, schedule_filename=str(tmp_path / "beat-state"), lazy=False)
+    try:
+        assert set(beat.schedule) == {"sync:acme"}
+        last_run = beat.schedule["sync:acme"].last_run_at
+        config.write_text(
+            "connections:\n"
+            '  - {name: acme, crm: files, schedule: {cron: "30 4 * * *", timezone: Europe/Berlin}}\n'
+            "  - {name: beta, crm: files}\n"
+        )
+        beat._reload()
+        assert set(beat.schedule) == {"sync:acme", "sync:beta"}
+        assert beat.schedule["sync:acme"].schedule == ZonedCron("30 4 * * *", "Europe/Berlin")
+        assert beat.schedule["sync:acme"].last_run_at == last_run, "a changed schedule keeps its last run"
+        config.write_text("connections: [{name: acme, crm: nope}]\n")
+        beat._reload()  # a broken file keeps the schedule beat has
+        assert set(beat.schedule) == {"sync:acme", "sync:beta"}
+        config.write_text("connections:\n  - {name: beta, crm: files}\n")
+        beat._reload()
+        assert set(beat.schedule) == {"sync:beta"}, "a removed connection is no longer scheduled"
+    finally:
+        beat.close()
+        app.close()
