@@ -19,6 +19,8 @@ own window never holds up reads, and no window is ever exceeded.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -167,16 +169,32 @@ def hubspot_limits(options: Mapping[str, Any] | None = None) -> dict[str, Rate]:
     return {"*": Rate(per_10s, 10.0), "search": Rate(search, 1.0)}
 
 
-def limiter_for(
-    crm: str, org: str, options: Mapping[str, Any] | None = None, *, redis_url: str, prefix: str = "icp:"
-) -> RedisRateLimiter | None:
-    """The shared limiter of a connection, or None for CRMs without a rolling window we pace
-    (files; Salesforce counts a daily allocation, which its connector reserves itself).
+def hubspot_org(env_prefix: str, env: Mapping[str, str]) -> str | None:
+    """A stable name for the budget a HubSpot connection draws on, from its credentials: HubSpot counts a
+    private app's requests per app (its access token), a public app's per app and portal (its client id
+    and the portal's refresh token). Hashed: the Redis key never shows a secret."""
+    identity = (env.get(env_prefix + "HUBSPOT_ACCESS_TOKEN") or "").strip()
+    if not identity:
+        client = (env.get(env_prefix + "HUBSPOT_CLIENT_ID") or "").strip()
+        refresh = (env.get(env_prefix + "HUBSPOT_REFRESH_TOKEN") or "").strip()
+        identity = f"{client}:{refresh}" if client and refresh else ""
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16] if identity else None
 
-    ``org`` names the budget: the HubSpot portal id (or, when unknown, the connection name). Two
-    connections of one portal must pass the same ``org`` to share it."""
-    if crm != "hubspot":
+
+def limiter_for(cfg: Any, *, redis_url: str, prefix: str = "icp:",
+                env: Mapping[str, str] | None = None) -> RedisRateLimiter | None:  # fmt: skip
+    """The shared limiter of a connection (a ``worker.config.ConnectionConfig``), or None for CRMs whose
+    limit is not a rolling window we pace (files; Salesforce counts a daily allocation, which its
+    connector reserves itself).
+
+    Connections with the same HubSpot credentials share one budget; without credentials the
+    connection's name names it."""
+    if cfg.crm != "hubspot":
         return None
     from worker.locks import redis_client
 
-    return RedisRateLimiter(redis_client(redis_url), f"{crm}:{org}", hubspot_limits(options), prefix=prefix)
+    env = os.environ if env is None else env
+    org = hubspot_org(cfg.env_prefix or "", env) or f"connection-{cfg.name}"
+    return RedisRateLimiter(
+        redis_client(redis_url), f"hubspot:{org}", hubspot_limits(cfg.options), prefix=prefix
+    )

@@ -3,21 +3,23 @@
 
 Task names are explicit, so that moving this module never orphans queued messages:
 
-=============================  ============  ===============================================
-``icp.sync_connection``        ``sync``      ``(name, kind="incremental")``: one run, ``full`` on demand
+=============================  ==============  =============================================
+``icp.sync_connection``        ``sync``        ``(name, kind="incremental")``: one run, ``full`` on demand
 ``icp.reevaluate_connection``  ``reevaluate``  ``(name)``: re-score from snapshots after an ICP publish
-``icp.nightly_fanout``         ``schedule``  ``(kind="incremental")``: a sync task per connection
-=============================  ============  ===============================================
+``icp.nightly_fanout``         ``schedule``    ``(kind="incremental")``: a sync task per connection
+=============================  ==============  =============================================
 
 What a failure does (``failure_policy``):
 
 - transient (``ConnectorError.transient``: timeouts, 5xx, rate limits; a lost database or Redis
-  connection): retried with exponential backoff and jitter, ``RetryAfter`` honoured, at most
+  connection): retried with exponential backoff and jitter, ``Retry-After`` honoured, at most
   ``TASK_MAX_RETRIES`` times;
 - the daily API quota reached: not an error of the task. The run ends cleanly with status
   ``quota_reserved``/``quota_exceeded`` and is deferred to the connection's next window;
 - permanent (bad credentials, invalid mapping, missing fields, no or invalid ICP, unknown
-  connection): the run fails once, with its message in ``icp-worker runs``; no retry.
+  connection): the run fails once, with its message in ``icp-worker runs``; no retry;
+- the worker died (SIGKILL, out of memory): the message is delivered again (tasks acknowledge late) and
+  the new run resumes the work; after ``MAX_REDELIVERIES`` such deliveries the task gives up.
 
 The connection's lock is taken first. If another run holds it, the task is re-queued every
 ``LOCK_RETRY_SECONDS`` ("waiting for ...", naming the holder) for up to ``LOCK_WAIT_SECONDS``; after
@@ -239,43 +241,44 @@ def _result(summary: RunSummary) -> dict[str, Any]:
 
 
 def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) -> dict[str, Any]:
-    """The body of the sync and re-evaluation tasks (``task`` is the bound Celery task)."""
+    """The body of the sync and re-evaluation tasks (``task`` is the bound Celery task): the connection's
+    configuration, its lock, one run, and what to do with the outcome."""
     if kind not in KINDS:
         raise ValueError(f"unknown sync kind {kind!r} (expected one of {', '.join(KINDS)})")
     runtime = get_runtime_settings()
     request = task.request
-    task_id = request.id
     redelivered = bool((request.delivery_info or {}).get("redelivered"))
-    bind_task_context(task_id=task_id, task=task.name, connection=name, kind=kind)
+    bind_task_context(task_id=request.id, task=task.name, connection=name, kind=kind)
     try:
         try:
             cfg = connection_config(name)
         except PERMANENT_ERRORS as exc:
-            log.error("task.failed", error=f"{type(exc).__name__}: {exc}", retry=False)
+            log.error(
+                "sync.failed", error=f"{type(exc).__name__}: {exc}", error_kind=error_kind(exc), retry=False
+            )
             record_error(name, error_kind(exc))
             raise
-        store = get_store()
-        redis_url = redis_url_from_settings()
-        if redelivered and count_redelivery(task_id, redis_url, runtime.redis_key_prefix) > MAX_REDELIVERIES:
-            reason = (f"gave up: delivered {MAX_REDELIVERIES + 1} times and its worker died each time "
-                      "(out of memory? killed?); the next scheduled run tries again")  # fmt: skip
-            run_id = record_unrun(store, cfg, kind, task_id, "failed", reason)
-            log.error("sync.failed", run_id=run_id, error=reason, error_kind="worker_lost", retry=False)
-            record_error(name, "worker_lost")
-            return {"run_id": run_id, "connection": name, "kind": kind, "status": "failed", "error": reason}
-        log.info(
-            "task.started",
-            attempt=request.retries,
-            lock_waits=lock_waits,
-            **({"redelivered": True} if redelivered else {}),
-        )
+        store: Store | None = None
         try:
+            store = get_store()
+            redis_url = redis_url_from_settings()
+            if (
+                redelivered
+                and count_redelivery(request.id, redis_url, runtime.redis_key_prefix) > MAX_REDELIVERIES
+            ):
+                return _give_up(store, cfg, kind, request.id)
+            log.info(
+                "task.started",
+                attempt=request.retries,
+                lock_waits=lock_waits,
+                **({"redelivered": True} if redelivered else {}),
+            )
             with connection_lock(
                 name,
                 redis_url=redis_url,
                 ttl=runtime.lock_ttl_seconds,
                 prefix=runtime.redis_key_prefix,
-                task_id=task_id,
+                task_id=request.id,
                 kind=kind,
             ):
                 abandoned = close_abandoned_runs(store, cfg)
@@ -285,57 +288,12 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
                         abandoned_runs=abandoned,
                         detail="earlier run(s) stopped without finishing; this run picks up their work",
                     )
-                summary = jobs.sync_connection(store, cfg, kind=kind, task_id=task_id)
+                summary = jobs.sync_connection(store, cfg, kind=kind, task_id=request.id)
         except LockBusy as busy:
-            waited = lock_waits * runtime.lock_retry_seconds
-            if waited < runtime.lock_wait_seconds:
-                log.info(
-                    "sync.waiting",
-                    reason=str(busy),
-                    holder=busy.holder.get("task_id"),
-                    retry_in=runtime.lock_retry_seconds,
-                    waited=waited,
-                )
-                raise task.retry(
-                    countdown=runtime.lock_retry_seconds,
-                    kwargs={"lock_waits": lock_waits + 1},
-                    max_retries=request.retries + 1,
-                ) from None
-            reason = f"skipped after waiting {waited:.0f}s: {busy}"
-            run_id = record_unrun(store, cfg, kind, task_id, "skipped", reason)
-            log.warning("sync.skipped", run_id=run_id, reason=reason, holder=busy.holder.get("task_id"))
-            return {"run_id": run_id, "connection": name, "kind": kind, "status": "skipped", "error": reason}
+            assert store is not None
+            return _wait_or_skip(task, busy, store, cfg, kind, lock_waits)
         except Exception as exc:
-            decision = failure_policy(
-                exc,
-                request.retries - lock_waits,
-                max_retries=runtime.task_max_retries,
-                base=runtime.retry_backoff_seconds,
-                cap=runtime.retry_backoff_max_seconds,
-            )
-            failed = _failed_run_summary(store, name, kind, task_id)
-            if failed is not None:
-                record_run(failed, crm=cfg.crm, error_kind_hint=decision.kind)
-            else:
-                record_error(name, decision.kind)
-            error = f"{type(exc).__name__}: {exc}"
-            if decision.action == "retry":
-                log.warning(
-                    "sync.retrying",
-                    error=error,
-                    error_kind=decision.kind,
-                    retry_in=round(decision.countdown, 1),
-                    attempt=request.retries - lock_waits + 1,
-                    of=runtime.task_max_retries,
-                    why=decision.reason,
-                )
-                raise task.retry(
-                    exc=exc,
-                    countdown=decision.countdown,
-                    kwargs={"lock_waits": lock_waits},
-                    max_retries=request.retries + 1,
-                ) from None
-            log.error("sync.failed", error=error, error_kind=decision.kind, retry=False, why=decision.reason)
+            _retry_or_fail(task, exc, store, cfg, kind, lock_waits)
             raise
         record_run(summary, crm=cfg.crm)
         if summary.status.startswith("quota"):
@@ -350,6 +308,82 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
         return _result(summary)
     finally:
         clear_task_context()
+
+
+def _wait_or_skip(
+    task: Any, busy: LockBusy, store: Store, cfg: ConnectionConfig, kind: str, lock_waits: int
+) -> dict[str, Any]:
+    """Another run holds the lock: re-queue to wait for it, or, having waited long enough, skip."""
+    runtime = get_runtime_settings()
+    waited = lock_waits * runtime.lock_retry_seconds
+    if waited < runtime.lock_wait_seconds:
+        log.info(
+            "sync.waiting",
+            reason=str(busy),
+            holder=busy.holder.get("task_id"),
+            retry_in=runtime.lock_retry_seconds,
+            waited=waited,
+        )
+        raise task.retry(
+            countdown=runtime.lock_retry_seconds,
+            kwargs={"lock_waits": lock_waits + 1},
+            max_retries=task.request.retries + 1,
+        )
+    reason = f"skipped after waiting {waited:.0f}s: {busy}"
+    run_id = record_unrun(store, cfg, kind, task.request.id, "skipped", reason)
+    log.warning("sync.skipped", run_id=run_id, reason=reason, holder=busy.holder.get("task_id"))
+    return {"run_id": run_id, "connection": cfg.name, "kind": kind, "status": "skipped", "error": reason}
+
+
+def _retry_or_fail(
+    task: Any, exc: Exception, store: Store | None, cfg: ConnectionConfig, kind: str, lock_waits: int
+) -> None:
+    """Record the failure; re-queue the task if ``failure_policy`` says a retry can help (else return,
+    and the caller re-raises: the task fails once)."""
+    runtime = get_runtime_settings()
+    request = task.request
+    retries = request.retries - lock_waits  # waiting for the lock is not a failure
+    decision = failure_policy(
+        exc,
+        retries,
+        max_retries=runtime.task_max_retries,
+        base=runtime.retry_backoff_seconds,
+        cap=runtime.retry_backoff_max_seconds,
+    )
+    failed = _failed_run_summary(store, cfg.name, kind, request.id) if store is not None else None
+    if failed is not None:
+        record_run(failed, crm=cfg.crm, error_kind_hint=decision.kind)
+    else:
+        record_error(cfg.name, decision.kind)
+    error = f"{type(exc).__name__}: {exc}"
+    if decision.action == "retry":
+        log.warning(
+            "sync.retrying",
+            error=error,
+            error_kind=decision.kind,
+            retry_in=round(decision.countdown, 1),
+            attempt=retries + 1,
+            of=runtime.task_max_retries,
+            why=decision.reason,
+        )
+        raise task.retry(
+            exc=exc,
+            countdown=decision.countdown,
+            kwargs={"lock_waits": lock_waits},
+            max_retries=request.retries + 1,
+        ) from None
+    log.error("sync.failed", error=error, error_kind=decision.kind, retry=False, why=decision.reason)
+
+
+def _give_up(store: Store, cfg: ConnectionConfig, kind: str, task_id: str) -> dict[str, Any]:
+    reason = (
+        f"gave up: delivered {MAX_REDELIVERIES + 1} times and its worker died each time "
+        "(out of memory? killed?); the next scheduled run tries again"
+    )
+    run_id = record_unrun(store, cfg, kind, task_id, "failed", reason)
+    log.error("sync.failed", run_id=run_id, error=reason, error_kind="worker_lost", retry=False)
+    record_error(cfg.name, "worker_lost")
+    return {"run_id": run_id, "connection": cfg.name, "kind": kind, "status": "failed", "error": reason}
 
 
 #: Expected failures: Celery logs them in one line, without a traceback (our own line has the detail).

@@ -254,3 +254,22 @@ def test_two_processes_together_stay_within_the_orgs_limit(redis_prefix):
     # Control: the same load on two separate budgets breaks one budget's window: the check above bites.
     separate = hammer(prefix, ["hubspot:portal-a", "hubspot:portal-b"], 30)
     assert busiest_window(separate, 1.0) > 20
+
+
+def test_connections_with_the_same_hubspot_credentials_share_one_budget():
+    from worker.config import ConnectionConfig
+    from worker.ratelimit import limiter_for
+
+    env = {"A_HUBSPOT_ACCESS_TOKEN": "pat-na1-secret-1", "B_HUBSPOT_ACCESS_TOKEN": "pat-na1-secret-1",
+           "C_HUBSPOT_ACCESS_TOKEN": "pat-na1-secret-2"}  # fmt: skip
+    limiters = {
+        name: limiter_for(
+            ConnectionConfig(name=name, crm="hubspot", env_prefix=f"{name.upper()}_"),
+            redis_url=REDIS_URL,
+            env=env,
+        )  # fmt: skip
+        for name in ("a", "b", "c")
+    }
+    assert limiters["a"].org == limiters["b"].org != limiters["c"].org
+    assert "secret" not in limiters["a"].org
+    assert limiter_for(ConnectionConfig(name="f", crm="files"), redis_url=REDIS_URL) is None

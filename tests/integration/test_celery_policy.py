@@ -205,3 +205,15 @@ def test_a_message_whose_worker_keeps_dying_is_given_up_after_three_redeliveries
     assert given_up["status"] == "failed" and given_up["error"].startswith("gave up: delivered 4 times")
     with get_store().session() as s:
         assert s.scalar(select(SyncRun.status).where(SyncRun.id == given_up["run_id"])) == "failed"
+
+
+def test_a_store_that_is_down_is_retried(embedded, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def down():
+        raise OperationalError("connect", None, Exception("connection refused"))
+
+    monkeypatch.setattr(tasks, "get_store", down)
+    with pytest.raises(Retried) as retried:
+        tasks.run_connection_task(StandInTask(), "acme", "full")
+    assert 5 <= retried.value.options["countdown"] <= 10
