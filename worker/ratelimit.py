@@ -166,7 +166,8 @@ def hubspot_limits(options: Mapping[str, Any] | None = None) -> dict[str, Rate]:
     headroom = float(options.get("rate_headroom", 0.05))
     per_10s = max(1, int(int(options.get("requests_per_10s", 100)) * (1 - headroom)))
     search = max(1, int(int(options.get("search_requests_per_second", 5)) * (1 - headroom)))
-    return {"*": Rate(per_10s, 10.0), "search": Rate(search, 1.0)}
+    # A small burst, as the connector's pacer: every request of burst is one less of sustained rate.
+    return {"*": Rate(per_10s, 10.0, burst=max(1, per_10s // 50)), "search": Rate(search, 1.0, burst=1)}
 
 
 def hubspot_org(env_prefix: str, env: Mapping[str, str]) -> str | None:
