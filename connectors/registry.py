@@ -12,8 +12,15 @@ from connectors.errors import ConfigError
 
 
 def build_connector(
-    crm: str, options: Mapping[str, Any], *, env_prefix: str, env: Mapping[str, str] | None = None
+    crm: str,
+    options: Mapping[str, Any],
+    *,
+    env_prefix: str,
+    env: Mapping[str, str] | None = None,
+    limiter: Any = None,
 ) -> Connector:
+    """``limiter`` (``acquire(kind)``/``pause(seconds)``) replaces a connector's own request pacing, so
+    that several workers share one budget per CRM org (``worker.ratelimit``)."""
     env = os.environ if env is None else env
     if crm == "files":
         from connectors.files import FilesConnector
@@ -26,5 +33,6 @@ def build_connector(
     if crm == "hubspot":
         from connectors.hubspot import HubSpotConnector
 
-        return HubSpotConnector.from_config(dict(options), env_prefix=env_prefix, env=env)
+        seams = {"limiter": limiter} if limiter is not None else {}
+        return HubSpotConnector.from_config(dict(options), env_prefix=env_prefix, env=env, **seams)
     raise ConfigError(f"unknown CRM {crm!r} (expected files, salesforce or hubspot)")

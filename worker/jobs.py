@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from connectors.registry import build_connector
 from worker.config import ConnectionConfig, WorkerConfig
@@ -23,9 +24,12 @@ def sync_connection(
     task_id: str | None = None,
     now: datetime | None = None,
     env: Mapping[str, str] | None = None,
+    limiter: Any = None,
 ) -> RunSummary:
     """One run of one connection, with its connector opened and closed around it."""
-    connector = build_connector(cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env)
+    connector = build_connector(
+        cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
+    )
     try:
         return run_sync(store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id)
     finally:

@@ -681,6 +681,8 @@ def run_sync(
     summary = RunSummary(run_id=run_id, connection=cfg.name, kind=kind, status="running")
     clock = time.perf_counter()
     bound = log.bind(run_id=run_id, connection=cfg.name, kind=kind)
+    # Every log line of this run (connectors, SDKs) carries its id.
+    structlog.contextvars.bind_contextvars(run_id=run_id)
     bound.info("run.started", icp_version=version.number if version else None)
 
     def phase(name: str, started: float) -> float:
@@ -765,4 +767,5 @@ def run_sync(
             seconds=timings["total"],
             api_calls=summary.api_calls.get("calls"),
         )
+        structlog.contextvars.unbind_contextvars("run_id")
     return summary

@@ -56,6 +56,7 @@ from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp.spec import IcpValidationError
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.observability import bind_task_context, clear_task_context, record_error, record_run
+from worker.ratelimit import limiter_for
 from worker.store.db import Store, get_store
 from worker.store.models import Connection, SyncRun
 from worker.sync import NoIcpError, RunSummary, ensure_connection
@@ -288,7 +289,13 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
                         abandoned_runs=abandoned,
                         detail="earlier run(s) stopped without finishing; this run picks up their work",
                     )
-                summary = jobs.sync_connection(store, cfg, kind=kind, task_id=request.id)
+                # One request budget per CRM org, shared by every worker (None: the connector paces itself).
+                limiter = (
+                    limiter_for(cfg, redis_url=redis_url, prefix=runtime.redis_key_prefix)
+                    if redis_url
+                    else None
+                )
+                summary = jobs.sync_connection(store, cfg, kind=kind, task_id=request.id, limiter=limiter)
         except LockBusy as busy:
             assert store is not None
             return _wait_or_skip(task, busy, store, cfg, kind, lock_waits)

@@ -80,8 +80,8 @@ class SlowFilesConnector:
 
 
 def build_connector(crm: str, options: Mapping[str, Any], *, env_prefix: str,
-                    env: Mapping[str, str] | None = None) -> Any:  # fmt: skip
-    connector = real_build_connector(crm, options, env_prefix=env_prefix, env=env)
+                    env: Mapping[str, str] | None = None, limiter: Any = None) -> Any:  # fmt: skip
+    connector = real_build_connector(crm, options, env_prefix=env_prefix, env=env, limiter=limiter)
     return SlowFilesConnector(connector) if crm == "files" else connector
 
 

@@ -45,7 +45,8 @@ def test_connections_example_parses():
 
 
 SECRETS = {
-    "ACME_SF_CONSUMER_KEY": "3MVG9-key", "ACME_SF_USERNAME": "integration@acme.test",
+    "ACME_SF_CONSUMER_KEY": "3MVG9-key",
+    "ACME_SF_USERNAME": "integration@acme.test",
     "ACME_SF_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
     "GLOBEX_HUBSPOT_ACCESS_TOKEN": "pat-na1-0000",
 }
@@ -57,3 +58,20 @@ def test_crm_option_examples_are_accepted_by_the_connector(crm):
     doc = YAML(typ="safe").load(block)
     connector = build_connector(crm, doc["options"], env_prefix=doc["env_prefix"], env=SECRETS)
     connector.close()
+
+
+def test_registry_hands_a_shared_limiter_to_the_hubspot_client():
+    class Budget:
+        def acquire(self, kind: str) -> float:
+            return 0.0
+
+        def pause(self, seconds: float) -> None:
+            pass
+
+    shared = Budget()
+    connector = build_connector(
+        "hubspot", {"auth": "private_app"}, env_prefix="GLOBEX_", env=SECRETS, limiter=shared
+    )
+    assert connector.client.limiter is shared
+    own = build_connector("hubspot", {"auth": "private_app"}, env_prefix="GLOBEX_", env=SECRETS)
+    assert own.client.limiter is not shared, "without a shared budget the connector paces itself"

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from connectors.registry import build_connector
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
 from worker.jobs import sync_connection
+from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag, SyncRun
 from worker.sync import ordered
@@ -44,9 +45,17 @@ def sync(
         return
     store = STATE.store()
     summaries = []
+    redis_url = redis_url_from_settings()
     for name in names:
-        with progress_bar(not as_json) as progress:
-            summaries.append(sync_connection(store, STATE.connection(name), kind=kind, progress=progress))
+        # The same lock the workers take: a manual sync never overlaps a scheduled one.
+        try:
+            with (
+                connection_lock(name, redis_url=redis_url, kind=kind, task_id="cli"),
+                progress_bar(not as_json) as progress,
+            ):
+                summaries.append(sync_connection(store, STATE.connection(name), kind=kind, progress=progress))
+        except LockBusy as busy:
+            raise UserError(f"{busy}; try again when that run has finished") from None
     if as_json:
         print_json([s.__dict__ for s in summaries])
         return
