@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from worker.icp.derive import wilson_interval
+from worker.icp.derive import json_safe, wilson_interval
 from worker.icp.model import DISQUALIFIED, INSUFFICIENT_DATA, IcpSpec
 from worker.icp.outcomes import AccountOutcome
 from worker.icp.scoring import Scorer
@@ -89,20 +89,9 @@ class BacktestReport:
         return next((t for t in self.tiers if t.label == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(obj: Any) -> Any:
-            if isinstance(obj, float) and not math.isfinite(obj):
-                return None
-            if isinstance(obj, dict):
-                return {k: clean(v) for k, v in obj.items()}
-            if isinstance(obj, list | tuple):
-                return [clean(v) for v in obj]
-            if isinstance(obj, date):
-                return obj.isoformat()
-            return obj
-
         data = asdict(self)
         data["losses"] = self.losses
-        return clean(data)
+        return json_safe(data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

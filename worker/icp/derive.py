@@ -69,6 +69,19 @@ def z_for(confidence: float, tests: int = 1) -> float:
     return statistics.NormalDist().inv_cdf(1.0 - alpha / 2.0)
 
 
+def json_safe(obj: Any) -> Any:
+    """A report as JSON can carry it: NaN and infinities become null, dates ISO text, tuples lists."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, date):
+        return obj.isoformat()
+    return obj
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval of a proportion; ``(0, 1)`` when ``n`` is 0."""
     if n <= 0:
@@ -357,21 +370,10 @@ class DeriveReport:
         return self.won_accounts / closed if closed else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(obj: Any) -> Any:
-            if isinstance(obj, float) and not math.isfinite(obj):
-                return None
-            if isinstance(obj, dict):
-                return {k: clean(v) for k, v in obj.items()}
-            if isinstance(obj, list | tuple):
-                return [clean(v) for v in obj]
-            if isinstance(obj, date):
-                return obj.isoformat()
-            return obj
-
         data = asdict(self)
         data["reliable"] = self.reliable
         data["base_win_rate"] = self.base_win_rate
-        return clean(data)
+        return json_safe(data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
