@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import OBJECT_TYPES, Connector, CrmRecord, FitUpdate, FollowUpTask
@@ -283,18 +283,6 @@ def _needs_scoring(conn_id: int, object_type: str, version: int):
         or_(
             RecordSnapshot.dirty.is_(True), RecordFit.snapshot_id.is_(None), RecordFit.icp_version != version
         ),
-    )
-
-
-def count_to_score(session: Session, conn_id: int, object_type: str, version: int) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(RecordSnapshot)
-            .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
-            .where(_needs_scoring(conn_id, object_type, version))
-        )
-        or 0
     )
 
 
