@@ -9,8 +9,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from worker.cli.analysis import register as register_analysis
 from worker.cli.common import STATE, err, handle_errors, out, print_json, progress_bar
 from worker.icp import versions
+from worker.icp.backtest import backtest, render_side_by_side
+from worker.icp.outcomes import load_history
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import load_icp
@@ -111,16 +114,11 @@ def preview(
     for p in results:
         render_preview(p, tier_order(proposed, p.transitions))
     for text in backtests:
-        out.print(text, highlight=False)
+        out.print(text, highlight=False, markup=False)
 
 
 def _backtests(session, current, proposed, names: list[str]) -> list[str]:
     """Backtests of the current and proposed ICP side by side, where the store has closed deals."""
-    try:
-        from worker.icp.backtest import backtest, render_side_by_side
-        from worker.icp.outcomes import load_history
-    except ImportError:  # the analysis module is optional at this layer
-        return []
     texts = []
     for name in names:
         conn = session.query(Connection).filter_by(name=name).one_or_none()
@@ -259,9 +257,4 @@ def rollback(
     enqueue_or_run_reevaluation(store)
 
 
-try:  # derive and backtest live in their own module
-    from worker.cli.analysis import register as _register_analysis
-
-    _register_analysis(app)
-except ImportError:  # pragma: no cover - only while that module is absent
-    pass
+register_analysis(app)
