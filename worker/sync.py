@@ -680,7 +680,8 @@ def run_sync(
     try:
         if version is None:
             raise NoIcpError("no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first")
-        ctx = ScoringContext(conn_id, cfg, version, spec_of(version), Scorer(spec_of(version)), now, run_id)
+        spec = spec_of(version)
+        ctx = ScoringContext(conn_id, cfg, version, spec, Scorer(spec), now, run_id)
         objects = ordered(cfg.objects)
         if kind != "reevaluate":
             missing = connector.check_fields(objects)  # type: ignore[arg-type]

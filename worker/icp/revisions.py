@@ -8,7 +8,8 @@ attribute, type, label, weight, values and credits, default, bands, boolean expe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from worker.icp.model import Band, Criterion, Disqualifier, IcpSpec
 
@@ -149,32 +150,34 @@ def diff_specs(old: IcpSpec, new: IcpSpec) -> list[str]:
             f"{', '.join(new.reengage_tiers) or '(none)'}"
         )
 
-    old_criteria = {c.key: c for c in old.criteria}
-    new_criteria = {c.key: c for c in new.criteria}
-    for key, c in new_criteria.items():
-        if key not in old_criteria:
-            lines.append(f"criterion {key} added ({_criterion_summary(c)})")
-    for key, c in old_criteria.items():
-        if key not in new_criteria:
-            lines.append(f"criterion {key} removed (was {_criterion_summary(c)})")
-    for key, c in new_criteria.items():
-        if key in old_criteria:
-            lines.extend(_criterion_diff(old_criteria[key], c))
+    lines.extend(_keyed_diff("criterion", old.criteria, new.criteria, _criterion_summary, _criterion_diff))
     if old.total_weight != new.total_weight:
         lines.append(
             f"total weight {_num(old.total_weight)} → {_num(new.total_weight)} "
             "(every criterion's share of the score changes)"
         )
 
-    old_dq = {d.key: d for d in old.disqualifiers}
-    new_dq = {d.key: d for d in new.disqualifiers}
-    for key, d in new_dq.items():
-        if key not in old_dq:
-            lines.append(f"disqualifier {key} added ({_condition(d)})")
-    for key, d in old_dq.items():
-        if key not in new_dq:
-            lines.append(f"disqualifier {key} removed (was {_condition(d)})")
-    for key, d in new_dq.items():
-        if key in old_dq:
-            lines.extend(_disqualifier_diff(old_dq[key], d))
+    lines.extend(
+        _keyed_diff("disqualifier", old.disqualifiers, new.disqualifiers, _condition, _disqualifier_diff)
+    )
+    return lines
+
+
+def _keyed_diff(
+    kind: str,
+    old: Sequence[Any],
+    new: Sequence[Any],
+    summary: Callable[[Any], str],
+    changes: Callable[[Any, Any], list[str]],
+) -> list[str]:
+    """Lines for items (criteria or disqualifiers) added, removed or changed, matched by key."""
+    before = {item.key: item for item in old}
+    after = {item.key: item for item in new}
+    lines = [f"{kind} {key} added ({summary(item)})" for key, item in after.items() if key not in before]
+    lines += [
+        f"{kind} {key} removed (was {summary(item)})" for key, item in before.items() if key not in after
+    ]
+    for key, item in after.items():
+        if key in before:
+            lines.extend(changes(before[key], item))
     return lines
