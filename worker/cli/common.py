@@ -86,7 +86,10 @@ def handle_errors(func: F) -> F:
             err.print("[bold red]error:[/] invalid file", highlight=False)
             err.print(str(exc), markup=False, highlight=False)
             raise typer.Exit(2) from None
+        except (KeyError, IndexError):
+            raise  # a bug, not a user's mistake: show the traceback
         except (UserError, NoIcpError, LookupError) as exc:
+            # LookupError: our own "no such version / connection / broker" errors subclass it
             fail(str(exc.args[0]) if exc.args else str(exc))
         except ConnectorError as exc:
             fail(

@@ -13,6 +13,10 @@ from worker.icp.spec import icp_content_hash, parse_icp
 from worker.store.models import IcpVersion
 
 
+class UnknownVersionError(LookupError):
+    """No ICP version has that number."""
+
+
 @dataclass(frozen=True)
 class Published:
     version: IcpVersion
@@ -50,7 +54,9 @@ def get_version(session: Session, number: int) -> IcpVersion:
     version = session.scalar(select(IcpVersion).where(IcpVersion.number == number))
     if version is None:
         known = session.scalars(select(IcpVersion.number).order_by(IcpVersion.number)).all()
-        raise LookupError(f"no ICP version {number} (published: {', '.join(map(str, known)) or 'none'})")
+        raise UnknownVersionError(
+            f"no ICP version {number} (published: {', '.join(map(str, known)) or 'none'})"
+        )
     return version
 
 
