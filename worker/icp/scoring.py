@@ -26,6 +26,7 @@ from functools import partial
 from operator import attrgetter
 from typing import Any, Literal
 
+from connectors.values import FALSE_WORDS, TRUE_WORDS
 from worker.icp.model import DISQUALIFIED, INSUFFICIENT_DATA, Criterion, Disqualifier, IcpSpec
 
 __all__ = ["FitResult", "Reason", "ReasonStatus", "Scorer", "score"]
@@ -42,8 +43,6 @@ MAX_SHOWN = 40
 MAX_SHOWN_COMPACT = 12
 
 _COLLECTIONS = (list, tuple, set, frozenset)
-_TRUE = frozenset({"true", "yes", "y", "t", "1", "on"})
-_FALSE = frozenset({"false", "no", "n", "f", "0", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,9 +325,9 @@ def _to_bool(value: Any) -> bool | None:
         return bool(value)
     if isinstance(value, str):
         text = value.strip().casefold()
-        if text in _TRUE:
+        if text in TRUE_WORDS:
             return True
-        if text in _FALSE:
+        if text in FALSE_WORDS:
             return False
     return None
 
