@@ -193,7 +193,9 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
 
     config = tmp_path / "icp-worker.yaml"
     config.write_text(
-        'connections:\n  - {name: acme, crm: files, options: {path: crm, out: out}, schedule: {cron: "0 2 * * *", timezone: UTC}}\n'
+        "connections:\n"
+        '  - {name: acme, crm: files, options: {path: crm, out: out},\n'
+        '     schedule: {cron: "0 2 * * *", timezone: UTC}}\n'
     )
     app = create_app(Settings(_env_file=None), RuntimeSettings(_env_file=None))
     app.conf.icp_worker_config = str(config)
@@ -203,7 +205,8 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
         last_run = beat.schedule["sync:acme"].last_run_at
         config.write_text(
             "connections:\n"
-            '  - {name: acme, crm: files, options: {path: crm, out: out}, schedule: {cron: "30 4 * * *", timezone: Europe/Berlin}}\n'
+            '  - {name: acme, crm: files, options: {path: crm, out: out},\n'
+            '     schedule: {cron: "30 4 * * *", timezone: Europe/Berlin}}\n'
             "  - {name: beta, crm: files, options: {path: crm, out: out}}\n"
         )
         beat._reload()
