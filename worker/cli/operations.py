@@ -247,11 +247,12 @@ def db_upgrade() -> None:
     before, after = store.migrated or migrate(store.engine)
     where = endpoint(store.url)
     if before is None:
-        out.print(f"created the store's schema (revision {after}) in {where}", highlight=False)
+        done = f"created the store's schema (revision {after}): store is up to date"
     elif before != after:
-        out.print(f"upgraded the store from revision {before} to {after} in {where}", highlight=False)
+        done = f"upgraded the store from revision {before} to {after}: store is up to date"
     else:
-        out.print(f"store is up to date (revision {after}) in {where}", highlight=False)
+        done = f"store is up to date (revision {after})"
+    out.print(f"{done} in {where}", highlight=False, soft_wrap=True)
 
 
 @connections_app.command("list")
