@@ -9,7 +9,7 @@ import pytest
 
 from connectors.base import Connector, FitUpdate, FollowUpTask
 from connectors.errors import QuotaExceededError
-from tests.fakes.hubspot import FakeClock, FakeHubSpot, connector_for
+from testing.hubspot import FakeClock, FakeHubSpot, connector_for
 
 ALL = ["account", "opportunity", "lead"]
 

@@ -19,7 +19,7 @@ implements the subset the connector uses and enforces the limits that shape a re
   search, answered with HubSpot's 429 body (``errorType: RATE_LIMIT``, ``policyName``) and the
   ``X-HubSpot-RateLimit-*`` and ``Retry-After`` headers; a daily allowance (``policyName: DAILY``).
 * Injectable faults (``inject``): 5xx, a dropped connection, an expired token, rolling or DAILY 429s,
-  delays.
+  delays; ``latency`` (seconds) holds back every answer, as a real round trip would.
 * Counting: ``calls[kind]`` and ``calls[f"{kind}:{object}"]`` for accepted requests, ``rejected[...]``
   for 429s, ``statuses`` by HTTP status.
 
@@ -344,6 +344,8 @@ class FakeHubSpot:
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
         self.token_ttl = token_ttl
         self.enum_errors = enum_errors
+        #: Seconds every answer is held back (network round trip and server time), in real time.
+        self.latency = 0.0
         self.lock = threading.RLock()
         self.stores = {name: ObjectStore(name) for name in OBJECTS}
         self.schema = default_schema()
@@ -1225,6 +1227,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.owner.latency > 0:
+            time.sleep(self.owner.latency)
         outcome = self.owner.handle(self.command, self.path, self.headers, raw)
         if outcome is None:
             self.close_connection = True
