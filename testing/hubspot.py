@@ -82,6 +82,19 @@ LEAD_STATUS = [
     "CONNECTED",
     "BAD_TIMING",
 ]
+#: Some of the options of HubSpot's standard ``industry`` enumeration (value, label).
+INDUSTRY_OPTIONS = [
+    ("COMPUTER_SOFTWARE", "Computer Software"),
+    ("INFORMATION_TECHNOLOGY_AND_SERVICES", "Information Technology and Services"),
+    ("INTERNET", "Internet"),
+    ("COMPUTER_HARDWARE", "Computer Hardware"),
+    ("FINANCIAL_SERVICES", "Financial Services"),
+    ("HOSPITAL_HEALTH_CARE", "Hospital & Health Care"),
+    ("MARKETING_AND_ADVERTISING", "Marketing and Advertising"),
+    ("MANAGEMENT_CONSULTING", "Management Consulting"),
+    ("RETAIL", "Retail"),
+    ("TELECOMMUNICATIONS", "Telecommunications"),
+]
 DEAL_STAGES = [
     ("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
     ("qualifiedtobuy", "Qualified To Buy", "false", "0.4"),
@@ -177,7 +190,8 @@ def default_schema() -> dict[str, dict[str, dict[str, Any]]]:
         _prop("notes_last_updated", "datetime", "date", read_only=True),
         _prop("hs_last_sales_activity_timestamp", "datetime", "date", read_only=True),
     ]
-    firmo = [_prop("industry"), _prop("annualrevenue", "number", "number"), _prop("country"), _prop("state")]
+    industry = _prop("industry", "enumeration", "select", options=INDUSTRY_OPTIONS)
+    firmo = [industry, _prop("annualrevenue", "number", "number"), _prop("country"), _prop("state")]
     schema = {
         "companies": [
             *common,
@@ -346,6 +360,9 @@ class FakeHubSpot:
         self.enum_errors = enum_errors
         #: Seconds every answer is held back (network round trip and server time), in real time.
         self.latency = 0.0
+        #: Requests being served right now, and the most seen at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.RLock()
         self.stores = {name: ObjectStore(name) for name in OBJECTS}
         self.schema = default_schema()
@@ -547,8 +564,9 @@ class FakeHubSpot:
             "policyName": policy,
             "groupName": "api-calls" if policy != "SECONDLY" else "search-api",
         }
-        if policy != "DAILY":
+        if policy == "TEN_SECONDLY_ROLLING":
             headers = {**headers, "Retry-After": str(max(1, int(retry_after + 0.999)))}
+        # A SECONDLY (search) 429 has no Retry-After; its interval header is the 10-second window's.
         return ApiError(429, body, headers)
 
     def _admit(self, kind: str) -> dict[str, str]:
@@ -825,6 +843,8 @@ class FakeHubSpot:
         limit = int(body.get("limit") or 10)
         if limit > 200 or limit < 1:
             raise _error(400, f"limit must be between 1 and 200 (got {limit})")
+        if "after" not in body:  # required by the OpenAPI spec of PublicObjectSearchRequest
+            raise _error(400, "Invalid input JSON on line 1: missing required field 'after'")
         after = int(body.get("after") or 0)
         if after >= SEARCH_CAP:
             raise _error(
@@ -1227,9 +1247,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.owner.latency > 0:
-            time.sleep(self.owner.latency)
-        outcome = self.owner.handle(self.command, self.path, self.headers, raw)
+        owner = self.owner
+        with owner.lock:
+            owner.in_flight += 1
+            owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+        try:
+            if owner.latency > 0:
+                time.sleep(owner.latency)
+            outcome = owner.handle(self.command, self.path, self.headers, raw)
+        finally:
+            with owner.lock:
+                owner.in_flight -= 1
         if outcome is None:
             self.close_connection = True
             with contextlib.suppress(OSError):

@@ -65,7 +65,7 @@ class TaskCreator:
         api = self.client.api("objects.search")
         for start in range(0, len(keys), BATCH):
             chunk = list(keys[start : start + BATCH])
-            after: str | None = None
+            after = "0"  # HubSpot's spec requires ``after`` on every search request, the first too
             while True:
                 body: dict[str, Any] = {
                     "filterGroups": [
@@ -73,9 +73,8 @@ class TaskCreator:
                     ],
                     "properties": [prop],
                     "limit": 200,
+                    "after": after,
                 }
-                if after:
-                    body["after"] = after
                 answer = self.client.call("read", "search tasks", api.do_search_with_http_info, "tasks", body)
                 for task in (answer.body or {}).get("results") or ():
                     key = (task.get("properties") or {}).get(prop)
