@@ -80,9 +80,10 @@ class TaskCreator:
                     key = (task.get("properties") or {}).get(prop)
                     if key:
                         found.setdefault(key, str(task["id"]))
-                after = (((answer.body or {}).get("paging") or {}).get("next") or {}).get("after")
-                if not after:
+                following = (((answer.body or {}).get("paging") or {}).get("next") or {}).get("after")
+                if not following:
                     break
+                after = str(following)
         return found
 
     def create(self, tasks: Sequence[FollowUpTask]) -> list[TaskResult]:
