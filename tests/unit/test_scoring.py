@@ -209,7 +209,8 @@ def test_insufficient_data_keeps_the_score_and_reasons():
     result = SCORER.score({"industry": "Computer Software"})
     assert (result.score, result.tier, result.coverage) == (30, "insufficient_data", 0.3)
     assert result.compact() == (
-        "30 insufficient_data | industry Computer Software +30; missing: employees, country, revenue, tech_stack"
+        "30 insufficient_data | industry Computer Software +30; "
+        "missing: employees, country, revenue, tech_stack"
     )
 
 
@@ -478,7 +479,10 @@ def test_compact_orders_by_points_then_missing():
             "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5; "
             "tech_stack +0",
         ),
-        (98, "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5 …"),
+        (
+            98,
+            "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5 …",
+        ),
         (93, "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5"),
         (92, "67 good | industry Computer Software +30; employees 350 +15; country CA +14 …"),
         (42, "67 good | industry Computer Software +30 …"),
