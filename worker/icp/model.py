@@ -98,6 +98,8 @@ class Criterion:
     #: categorical and contains_any: value -> credit. Keys are matched case-insensitively
     #: (and country/region values are normalised to codes when the spec is loaded).
     values: dict[str, float] = field(default_factory=dict)
+    #: categorical and contains_any: value -> the value as written in the ICP file ("Computer Software").
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
     #: categorical: credit for a present value that is not listed.
     default: float = 0.0
     #: bands: non-overlapping, validated.
@@ -109,6 +111,10 @@ class Criterion:
     @property
     def name(self) -> str:
         return self.label or self.key
+
+    def shown(self, value: str) -> str:
+        """A listed value as the ICP file wrote it (the normalised key when unknown)."""
+        return self.labels.get(value, value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,8 @@ class CriteriaParser(FieldReader):
         """The :class:`Criterion` fields of one type (:data:`CRITERION_TYPE_FIELDS`), as keyword arguments."""
         fields: dict[str, Any] = {}
         if ctype in ("categorical", "contains_any") and self.required(item, "values", path, line):
-            fields["values"] = self.parse_credit_values(item, path, line, attribute) or {}
+            values, labels = self.parse_credit_values(item, path, line, attribute) or ({}, {})
+            fields["values"], fields["labels"] = values, labels
         if ctype == "categorical":
             got = self.get_number(item, "default", path, line, check=check_unit)
             fields["default"] = 0.0 if got is None else got
@@ -151,7 +152,8 @@ class CriteriaParser(FieldReader):
 
     def parse_credit_values(
         self, item: YamlMap, path: str, line: int, attribute: str | None
-    ) -> dict[str, float] | None:
+    ) -> tuple[dict[str, float], dict[str, str]] | None:
+        """(normalised value → credit, normalised value → the value as written), or None."""
         raw = item["values"]
         base = f"{path}.values"
         vline = key_line(item, "values", line)
@@ -179,8 +181,8 @@ class CriteriaParser(FieldReader):
                 self.err(iline, field, f"duplicate value {str(value)!r} (same as {originals[norm]!r})")
                 continue
             out[norm] = number
-            originals[norm] = str(value)
-        return out
+            originals[norm] = str(value).strip()
+        return out, originals
 
     def parse_bands(self, raw: Any, path: str, line: int) -> tuple[Band, ...]:
         if not isinstance(raw, list):
