@@ -25,6 +25,7 @@ from connectors.hubspot.pull import Puller
 from connectors.hubspot.ratelimit import RateLimiter
 from connectors.hubspot.tasks import TaskCreator
 from connectors.hubspot.write import BatchWriter
+from connectors.registry import CRMS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class HubSpotConnector:
     """Pull, write, tasks and property install against one HubSpot portal."""
 
     crm = "hubspot"
-    write_batch_size = 100
+    write_batch_size = CRMS["hubspot"].write_batch_size
 
     def __init__(
         self,
