@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from worker import observability
-from worker.cli import demo, icp, operations, runtime, score
+from worker.cli import demo, icp, operations, quality, runtime, score
 from worker.cli.common import STATE
 from worker.observability import configure_logging
 
@@ -61,6 +61,7 @@ app.add_typer(operations.connections_app, name="connections")
 app.command("sync")(operations.sync)
 app.command("runs")(operations.runs)
 app.command("score")(score.score)
+app.command("quality")(quality.quality)
 app.command("demo")(demo.demo)
 runtime.register(app)
 

@@ -31,8 +31,8 @@ from worker.settings import get_settings
 from worker.store.db import Store, get_store
 from worker.yamlfile import YamlFileError
 
-out = Console()
-# Messages are never hard-wrapped: a file path or an error line must stay greppable.
+# Lines are never hard-wrapped (a file path, a count or an error must stay greppable); tables fit the width.
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

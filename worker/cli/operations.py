@@ -12,6 +12,7 @@ from worker.errors import endpoint
 from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
+from worker.quality import run_problems, sync_line
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag, SyncRun
 
@@ -57,8 +58,10 @@ def sync(
                 summaries.append(sync_connection(store, STATE.connection(name), kind=kind, progress=progress))
         except LockBusy as busy:
             raise UserError(f"{busy}; try again when that run has finished") from None
+    with store.session() as session:
+        problems = {s.run_id: run_problems(session, s.run_id) for s in summaries}
     if as_json:
-        print_json([s.__dict__ for s in summaries])
+        print_json([{**s.__dict__, "data_problems": problems[s.run_id]} for s in summaries])
         return
     for s in summaries:
         c = s.counts
@@ -70,7 +73,10 @@ def sync(
             f"in {s.timings.get('total', 0):.1f}s"
         )
         if s.error:
-            err.print(f"  {s.error}", highlight=False)
+            err.print(f"  {s.error}", highlight=False, markup=False)
+        line = sync_line(s.connection, problems[s.run_id])
+        if line:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if any(s.status not in ("succeeded", "partial") for s in summaries):
         raise typer.Exit(1)
 
