@@ -40,10 +40,14 @@ def snapshot_page(
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
-    if tally is not None and len(latest) < len(records):  # the rows that lost still count their problems
+    warnings = 0
+    if len(latest) < len(records):  # the rows that lost still count their problems
         for rec in records:
             if latest[rec.external_id] is not rec:
-                tally.add_values(object_type, rec.external_id, normalize_values(rec.raw, norm)[1])
+                lost = normalize_values(rec.raw, norm)[1]
+                warnings += len(lost)
+                if tally is not None:
+                    tally.add_values(object_type, rec.external_id, lost)
     existing: dict[str, int] = {}
     stamps: dict[str, str] = {}
     for ext_id, snap_id, stamp in session.execute(
@@ -55,7 +59,6 @@ def snapshot_page(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     parents: set[str] = set()
-    warnings = 0
     for ext_id, rec in latest.items():
         if ext_id in stamps and stamps[ext_id] == rec.modstamp and rec.modstamp:
             continue  # re-pulled by the look-back, unchanged
