@@ -116,8 +116,8 @@ def _not_encoded(source: Path, exc: UnicodeDecodeError, raw: bytes, encoding: st
     byte = exc.object[exc.start] if isinstance(exc.object, bytes | bytearray) else None
     shown = f"byte 0x{byte:02x}" if byte is not None else "a byte"
     return UserError(
-        f"{source}: {shown}{where} is not {_name(encoding)} text; the file is probably Windows-1252 or Latin-1: "
-        "pass --encoding cp1252 (or latin-1)"
+        f"{source}: {shown}{where} is not {_name(encoding)} text; the file is probably Windows-1252 or "
+        "Latin-1: pass --encoding cp1252 (or latin-1)"
     )
 
 
