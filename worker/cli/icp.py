@@ -17,9 +17,9 @@ from worker.icp.outcomes import load_history
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import load_icp
+from worker.icp.versions import latest_icp, spec_of
 from worker.jobs import publish_file, reevaluate_all
 from worker.store.models import Connection
-from worker.sync import latest_icp, spec_of
 
 app = typer.Typer(help="Write, preview, publish and roll back ICP versions.", no_args_is_help=True)
 
