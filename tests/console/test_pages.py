@@ -189,3 +189,23 @@ def test_record_search_and_page(env):
     assert 'id="fit"' in page and 'id="history"' in page and "v1" in page
     assert c.get("/records/demo/account/nope").status_code == 404
     assert "No record has that id" in c.get("/records?q=zzzz-nothing").text
+
+
+def test_the_records_csv_lists_what_the_publish_then_writes(env):
+    c, token = signed_in(env.app(), "eddie")
+    preview = c.post("/icp/draft/preview", data={"csrf_token": token, "yaml": V2}).text
+    assert 'class="records-to-write"' in preview
+    exported = c.post("/icp/draft/records.csv", data={"csrf_token": token, "yaml": V2})
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert list(rows[0]) == [
+        "connection", "object_type", "id", "name", "fit_score_before", "fit_score_after", "fit_tier_before",
+        "fit_tier_after", "reengage_before", "reengage_after", "reason",
+    ]  # fmt: skip
+    assert len({(r["object_type"], r["id"]) for r in rows}) == len(rows)
+    c.post("/icp/draft/publish", data={"csrf_token": token, "yaml": V2, "note": "v2"})
+    with env.store.session() as s:
+        from worker.store.models import SyncRun
+
+        run = s.query(SyncRun).filter_by(kind="reevaluate").one()
+        assert run.counts["written"] == len(rows)

@@ -14,13 +14,20 @@ from worker.console import charts
 from worker.icp.backtest import BacktestReport, backtest
 from worker.icp.model import IcpSpec
 from worker.icp.outcomes import load_history
-from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
+from worker.icp.preview import ConnectionPreview, Planned, preview_connection, tier_order
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import IcpValidationError, parse_icp
+from worker.icp.versions import latest_icp, spec_of
 from worker.store.models import Connection
-from worker.sync import latest_icp, spec_of
 
 FILENAME = "draft.yaml"
+#: Records a publish would write, shown on the preview page per connection (the CSV has them all).
+SAMPLE_ROWS = 50
+#: Columns of the records CSV (those of ``icp preview --records``).
+ROW_COLUMNS = (
+    "connection", "object_type", "id", "name", "fit_score_before", "fit_score_after", "fit_tier_before",
+    "fit_tier_after", "reengage_before", "reengage_after", "reason",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,32 @@ class BacktestPair:
         ]
 
 
+def record_row(connection: str, record: Planned) -> dict[str, Any]:
+    """One record a publish would write: what the CRM holds and what it would hold."""
+    before, after = record.before or {}, record.after
+    return {
+        "connection": connection,
+        "object_type": record.object_type,
+        "id": record.external_id,
+        "name": record.name or "",
+        "fit_score_before": before.get("fit_score", ""),
+        "fit_score_after": after.get("fit_score", ""),
+        "fit_tier_before": before.get("fit_tier", ""),
+        "fit_tier_after": after.get("fit_tier", ""),
+        "reengage_before": before.get("reengage_flag", ""),
+        "reengage_after": after.get("reengage_flag", ""),
+        "reason": after.get("reengage_reason") or after.get("fit_reasons", ""),
+    }
+
+
 @dataclass
 class ConnectionImpact:
     preview: ConnectionPreview
     tiers: list[str]
     heatmap: Any
+
+    def sample(self) -> list[dict[str, Any]]:
+        return [record_row(self.preview.connection, r) for r in self.preview.rows[:SAMPLE_ROWS]]
 
     @property
     def changed(self) -> int:
@@ -130,7 +158,7 @@ def preview_draft(session: Session, config: WorkerConfig, spec: IcpSpec, now: da
         if conn is None:
             skipped.append(cfg.name)
             continue
-        p = preview_connection(session, conn, cfg, spec, number, moment, examples)
+        p = preview_connection(session, conn, cfg, spec, number, moment, examples, rows=True)
         tiers = tier_order(spec, p.transitions)
         tiers = [
             t for t in tiers if any(p.transitions.get((t, b)) or p.transitions.get((b, t)) for b in tiers)
@@ -146,3 +174,18 @@ def preview_draft(session: Session, config: WorkerConfig, spec: IcpSpec, now: da
                     BacktestPair(cfg.name, backtest(spec_of(current), history), backtest(spec, history))
                 )
     return DraftPreview(number, current.number if current else None, changes, impacts, pairs, skipped)
+
+
+def record_rows(session: Session, config: WorkerConfig, spec: IcpSpec, now: datetime | None = None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+    """Every record a publish of ``spec`` would write, on every synced connection (the records CSV)."""
+    moment = now or datetime.now(UTC)
+    current = latest_icp(session)
+    number = (current.number + 1) if current else 1
+    out: list[dict[str, Any]] = []
+    for cfg in config.connections:
+        conn = session.query(Connection).filter_by(name=cfg.name).one_or_none()
+        if conn is not None:
+            p = preview_connection(session, conn, cfg, spec, number, moment, 0, rows=True)
+            out.extend(record_row(cfg.name, r) for r in p.rows)
+    return out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData, UploadFile
@@ -13,7 +16,7 @@ from worker.console import actions, drafts
 from worker.console.auth import SignedIn
 from worker.console.http import MAX_FORM_BYTES, action, bad_request, console_of, form_text, render, view
 from worker.icp.spec import IcpValidationError
-from worker.sync import latest_icp
+from worker.icp.versions import latest_icp
 
 
 def _draft_text(form: FormData) -> drafts.DraftCheck:
@@ -67,6 +70,27 @@ def draft_preview(request: Request, user: SignedIn, form: FormData) -> Response:
 
 
 @action("editor")
+def draft_records(request: Request, user: SignedIn, form: FormData) -> Response:
+    """The records a publish would write, as CSV (the columns of ``icp preview --records``)."""
+    check = drafts.check_draft(form_text(form, "yaml"))
+    if not check.ok or check.spec is None:
+        return _editor(request, user, check, check.text, status=422)
+    c = console_of(request)
+    with c.store.session() as s:
+        rows = drafts.record_rows(s, c.config(), check.spec)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=drafts.ROW_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="preview-records-{stamp}.csv"'},
+    )
+
+
+@action("editor")
 def draft_publish(request: Request, user: SignedIn, form: FormData) -> Response:
     check = drafts.check_draft(form_text(form, "yaml"))
     note = form_text(form, "note").strip()
@@ -87,5 +111,6 @@ ROUTES = [
     Route("/icp/draft", draft_form, methods=["GET"]),
     Route("/icp/draft/check", draft_check, methods=["POST"]),
     Route("/icp/draft/preview", draft_preview, methods=["POST"]),
+    Route("/icp/draft/records.csv", draft_records, methods=["POST"]),
     Route("/icp/draft/publish", draft_publish, methods=["POST"]),
 ]

@@ -15,7 +15,7 @@ from worker.console import actions, charts, data
 from worker.console.auth import SignedIn
 from worker.console.http import console_of, not_found, render, view
 from worker.icp.model import DEFAULT_FALLBACK_TIER, DEFAULT_TIERS, DISQUALIFIED, INSUFFICIENT_DATA
-from worker.sync import latest_icp, spec_of
+from worker.icp.versions import latest_icp, spec_of
 
 QUEUE_PAGE = 200
 CSV_COLUMNS = [

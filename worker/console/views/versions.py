@@ -16,7 +16,7 @@ from worker.console.http import action, bad_request, console_of, not_found, rend
 from worker.icp import versions
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import IcpValidationError
-from worker.sync import latest_icp, spec_of
+from worker.icp.versions import latest_icp, spec_of
 
 #: What the page says after a button was pressed (fixed texts: nothing from the query string is shown).
 DONE = {
