@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.registry import build_connector
+from worker import yamlfile
 from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp import versions
 from worker.store.db import Store
@@ -50,6 +51,6 @@ def reevaluate_all(
 def publish_file(
     store: Store, path: Path, *, note: str, author: str, now: datetime | None = None
 ) -> versions.Published:
-    text = path.read_text(encoding="utf-8")
+    text = yamlfile.read_text(path)  # not UTF-8, or over the size limit: YamlFileError naming the line
     with store.session() as s:
         return versions.publish(s, text, filename=str(path), author=author, note=note, now=now)

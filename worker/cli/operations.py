@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from connectors.registry import build_connector
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
+from worker.errors import endpoint
 from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
@@ -244,8 +245,15 @@ def fields_install(connection: str = typer.Option(..., "--connection")) -> None:
 def db_upgrade() -> None:
     """Apply the store's migrations (the deploy's migration step runs this)."""
     store = STATE.store()
-    migrate(store.engine)
-    out.print(f"store is up to date ({store.engine.url.render_as_string(hide_password=True)})")
+    before, after = store.migrated or migrate(store.engine)
+    where = endpoint(store.url)
+    if before is None:
+        done = f"created the store's schema (revision {after}): store is up to date"
+    elif before != after:
+        done = f"upgraded the store from revision {before} to {after}: store is up to date"
+    else:
+        done = f"store is up to date (revision {after})"
+    out.print(f"{done} in {where}", highlight=False, soft_wrap=True)
 
 
 @connections_app.command("list")
