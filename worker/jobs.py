@@ -13,6 +13,7 @@ from worker import yamlfile
 from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp import versions
 from worker.store.db import Store
+from worker.store.states import RunKind
 from worker.sync import ProgressFn, RunSummary, run_sync
 
 
@@ -20,7 +21,7 @@ def sync_connection(
     store: Store,
     cfg: ConnectionConfig,
     *,
-    kind: str = "incremental",
+    kind: str = RunKind.INCREMENTAL,
     progress: ProgressFn | None = None,
     task_id: str | None = None,
     now: datetime | None = None,
@@ -42,7 +43,7 @@ def reevaluate_all(
 ) -> list[RunSummary]:
     """Re-score every configured connection from its snapshots (no CRM read) and write what changed."""
     return [
-        sync_connection(store, cfg, kind="reevaluate", progress=progress, now=now)
+        sync_connection(store, cfg, kind=RunKind.REEVALUATE, progress=progress, now=now)
         for cfg in config.connections
     ]
 

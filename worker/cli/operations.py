@@ -30,7 +30,7 @@ from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.quality import run_problems, sync_line
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag
-from worker.store.states import FlagKind
+from worker.store.states import FlagKind, FlagState, RunKind, RunStatus
 
 reengage_app = typer.Typer(help="Records flagged for re-engagement.", no_args_is_help=True)
 fields_app = typer.Typer(help="The fit fields this program owns in the CRM.", no_args_is_help=True)
@@ -50,7 +50,7 @@ def sync(
     names = [connection] if connection else [c.name for c in config.connections]
     if not names:
         raise UserError("no connections configured: write icp-worker.yaml (see the README) or pass --config")
-    kind = "full" if full else "incremental"
+    kind = RunKind.FULL if full else RunKind.INCREMENTAL
     if enqueue:
         from worker.tasks import enqueue_sync
 
@@ -93,7 +93,7 @@ def sync(
         line = sync_line(s.connection, problems[s.run_id])
         if line:
             out.print(line, highlight=False, markup=False, soft_wrap=True)
-    if any(s.status not in ("succeeded", "partial") for s in summaries):
+    if any(s.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) for s in summaries):
         raise typer.Exit(1)
 
 
@@ -133,7 +133,7 @@ def reengage_list(
         if kind:
             q = q.where(ReengageFlag.kind == kind.value)
         if not include_cleared:
-            q = q.where(ReengageFlag.state == "active")
+            q = q.where(ReengageFlag.state == FlagState.ACTIVE)
         total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
         q = q.order_by(ReengageFlag.id.desc())
         rows = s.execute(q.limit(limit)).all()
