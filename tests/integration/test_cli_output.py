@@ -170,17 +170,17 @@ def test_runs_show_lists_a_runs_warnings(synced, monkeypatch):
 
 def test_reengage_list_filters_counts_and_writes_csv(synced):
     everything = json.loads(run("reengage", "list", "--json", "--limit", "1000").stdout)
-    total = everything["total"]
-    assert total == len(everything["flags"]) > 3 and everything["more"] == 0
+    total = len(everything)
+    assert total > 3
     page = run("reengage", "list", "--limit", "2")
     assert f"{total - 2:,} more not shown (of {total:,})" in page.stdout
-    owner = everything["flags"][0]["owner_id"]
+    assert f"{total - 2:,} more not shown" in run("reengage", "list", "--limit", "2", "--json").stderr
+    owner = everything[0]["owner_id"]
     mine = json.loads(run("reengage", "list", "--json", "--owner", owner).stdout)
-    assert mine["flags"] and all(f["owner_id"] == owner for f in mine["flags"])
-    kinds = {f["kind"] for f in everything["flags"]}
-    kind = sorted(kinds)[0]
+    assert mine and all(f["owner_id"] == owner for f in mine)
+    kind = sorted({f["kind"] for f in everything})[0]
     some = json.loads(run("reengage", "list", "--json", "--kind", kind).stdout)
-    assert some["flags"] and {f["kind"] for f in some["flags"]} == {kind}
+    assert some and {f["kind"] for f in some} == {kind}
     out = synced / "flags.csv"
     run("reengage", "list", "--limit", "1", "--csv", str(out))
     with open(out, encoding="utf-8") as f:

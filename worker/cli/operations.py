@@ -142,8 +142,10 @@ def reengage_list(
             err.print(f"wrote {written:,} flags to {csv_out}", highlight=False)
     flags = [_flag_dict(f, c, n) for f, c, n in rows]
     more = max(total - len(rows), 0)
-    if as_json:
-        print_json({"flags": flags, "total": total, "more": more})
+    if as_json:  # a list, as before; how many more there are goes to stderr
+        print_json(flags)
+        if more:
+            err.print(f"{more:,} more not shown (of {total:,}): raise --limit or use --csv", highlight=False)
         return
     headers = ["connection", "record", "name", "owner", "kind", "move", "raised", "task", "reason"]
     cells = [
