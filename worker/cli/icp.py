@@ -13,11 +13,11 @@ from worker.cli.analysis import register as register_analysis
 from worker.cli.common import STATE, err, handle_errors, out, print_json, progress_bar
 from worker.icp import versions
 from worker.icp.backtest import backtest, render_side_by_side
-from worker.icp.outcomes import load_history
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import load_icp
 from worker.jobs import publish_file, reevaluate_all
+from worker.store.history import load_history
 from worker.store.models import Connection
 from worker.sync import latest_icp, spec_of
 
