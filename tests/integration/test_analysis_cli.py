@@ -208,18 +208,23 @@ FIRMOGRAPHICS = ("industry", "employees", "annual_revenue", "country", "region",
 
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory):
-    """The bundled sample CRM (fixed day), synced through the files connector under the demo's ICP v2."""
+    """The bundled sample CRM (fixed day), synced through the files connector before any ICP is published
+    (``sync --no-score``); the demo's ICP v2 is published afterwards, as the current ICP to beat."""
     from worker.cli.demo import bundled, demo_connection
     from worker.demo.sample_crm import write_sample_crm
     from worker.jobs import publish_file, sync_connection
+    from worker.store.models import RecordFit
 
     folder = tmp_path_factory.mktemp("demo")
     write_sample_crm(folder / "crm", accounts=3000, today=DEMO_TODAY)
     url = f"sqlite:///{folder / 'demo.db'}"
     store = Store(url)
-    publish_file(store, bundled("icp_v2.yaml"), note="demo v2", author="test")
-    summary = sync_connection(store, demo_connection(folder), kind="full", now=NOW)
+    summary = sync_connection(store, demo_connection(folder), kind="full", now=NOW, score=False)
     assert summary.status == "succeeded", summary
+    assert summary.counts["pulled_account"] == 3000 and not summary.counts.get("written")
+    with store.session() as s:
+        assert s.query(RecordFit).count() == 0  # nothing scored: only snapshots
+    publish_file(store, bundled("icp_v2.yaml"), note="demo v2", author="test")
     _insert_history(store, "noise", signalless_history())
     store.dispose()
     return url
@@ -245,6 +250,34 @@ def _demo_history(url):
         history = load_history(s, s.query(Connection.id).filter_by(name="demo").scalar())
     store.dispose()
     return history
+
+
+def test_derive_needs_no_published_icp(demo_url, tmp_path, monkeypatch):
+    """A first-time user syncs with --no-score and derives: no placeholder ICP to publish."""
+    from worker.cli.demo import demo_connection
+    from worker.demo.sample_crm import write_sample_crm
+    from worker.jobs import sync_connection
+
+    folder = tmp_path / "first"
+    write_sample_crm(folder / "crm", accounts=400, today=DEMO_TODAY)
+    url = f"sqlite:///{folder / 'first.db'}"
+    store = Store(url)
+    sync_connection(store, demo_connection(folder), kind="full", now=NOW, score=False)
+    store.dispose()
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    root, icp_app = typer.Typer(), typer.Typer()
+    register(icp_app)
+    root.add_typer(icp_app, name="icp")
+    draft = tmp_path / "first.yaml"
+    result = CliRunner().invoke(
+        root, ["icp", "derive", "--connection", "demo", "-o", str(draft), "--min-support", "5"]
+    )
+    get_store(url).dispose()
+    get_settings.cache_clear()
+    assert result.exit_code in (0, 1), result.output
+    assert "ICP derivation of connection demo" in result.output
+    assert "accounts 400" in result.output
 
 
 def test_demo_draft_uses_no_outcome_and_matches_a_logistic_regression(demo_cli, demo_url, tmp_path):

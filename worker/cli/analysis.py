@@ -36,9 +36,10 @@ from worker.icp.draft import draft_icp_yaml
 from worker.icp.history import AccountOutcome
 from worker.icp.model import IcpSpec
 from worker.icp.verdict import Verdict, judge
+from worker.icp.versions import latest_icp, spec_of
 from worker.store.db import get_store
 from worker.store.history import load_history
-from worker.store.models import Connection, IcpVersion
+from worker.store.models import Connection
 
 EXIT_NO_PATTERN = 1
 EXIT_USAGE = 2
@@ -73,14 +74,12 @@ def _connection(session: Session, name: str) -> Connection:
 
 def _history(name: str) -> tuple[list[AccountOutcome], IcpSpec | None]:
     """The connection's history, and the published ICP if there is one (``None`` is fine)."""
-    from worker.icp.spec import parse_icp
-
     store = get_store()
     with store.session() as session:
         conn = _connection(session, name)
         history = load_history(session, conn.id)
-        latest = session.scalar(select(IcpVersion).order_by(IcpVersion.number.desc()).limit(1))
-        current = parse_icp(latest.content, f"ICP v{latest.number}") if latest is not None else None
+        latest = latest_icp(session)
+        current = spec_of(latest) if latest is not None else None
     return history, current
 
 

@@ -111,7 +111,7 @@ def demo(
         print_distribution(f"Tiers under ICP v{v1.number}", before, tiers)
 
     with store.session() as s:
-        conn = s.scalar(select(Connection).where(Connection.name == "demo"))
+        conn = s.scalars(select(Connection).where(Connection.name == "demo")).one()
         preview = preview_connection(s, conn, cfg, spec_v2, v1.number + 1, datetime.now(UTC))
     if not as_json:
         out.print("\n[bold]Preview of ICP v2[/] (from the snapshot store, no CRM call)")

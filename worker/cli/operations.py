@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from connectors.registry import build_connector
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
+from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag, SyncRun
-from worker.sync import ordered
 
 reengage_app = typer.Typer(help="Records flagged for re-engagement.", no_args_is_help=True)
 fields_app = typer.Typer(help="The fit fields this program owns in the CRM.", no_args_is_help=True)
@@ -25,6 +25,9 @@ def sync(
     connection: str = typer.Option(None, "--connection", help="Connection name (default: all)."),
     full: bool = typer.Option(False, "--full", help="Pull everything, not only changes since the cursor."),
     enqueue: bool = typer.Option(False, "--enqueue", help="Queue the sync for the Celery workers."),
+    no_score: bool = typer.Option(
+        False, "--no-score", help="Only pull and snapshot (no ICP needed, nothing written): for `icp derive`."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pull, score and write back changed fit fields for one connection or all of them."""
@@ -33,6 +36,8 @@ def sync(
     if not names:
         raise UserError("no connections configured: write icp-worker.yaml (see the README) or pass --config")
     kind = "full" if full else "incremental"
+    if enqueue and no_score:
+        raise UserError("--no-score runs here, not on the workers: drop --enqueue")
     if enqueue:
         from worker.tasks import enqueue_sync
 
@@ -53,7 +58,11 @@ def sync(
                 connection_lock(name, redis_url=redis_url, kind=kind, task_id="cli"),
                 progress_bar(not as_json) as progress,
             ):
-                summaries.append(sync_connection(store, STATE.connection(name), kind=kind, progress=progress))
+                summaries.append(
+                    sync_connection(
+                        store, STATE.connection(name), kind=kind, progress=progress, score=not no_score
+                    )
+                )
         except LockBusy as busy:
             raise UserError(f"{busy}; try again when that run has finished") from None
     if as_json:

@@ -32,7 +32,7 @@ def publish(
     next version, unless it is identical to the latest one."""
     spec = parse_icp(text, filename)
     digest = icp_content_hash(text)
-    latest = session.scalar(select(IcpVersion).order_by(IcpVersion.number.desc()).limit(1))
+    latest = latest_icp(session)
     if latest is not None and latest.content_hash == digest:
         return Published(latest, spec, created=False)
     number = (session.scalar(select(func.max(IcpVersion.number))) or 0) + 1
@@ -48,6 +48,15 @@ def publish(
     session.add(version)
     session.flush()
     return Published(version, spec, created=True)
+
+
+def latest_icp(session: Session) -> IcpVersion | None:
+    """The current version: the latest published (None before the first publish)."""
+    return session.scalar(select(IcpVersion).order_by(IcpVersion.number.desc()).limit(1))
+
+
+def spec_of(version: IcpVersion) -> IcpSpec:
+    return parse_icp(version.content, f"ICP v{version.number}")
 
 
 def get_version(session: Session, number: int) -> IcpVersion:
