@@ -11,6 +11,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from connectors.values import grouped_number
+
 
 def fmt_num(value: float | None, *, year: bool = False) -> str:
     """``1200`` → ``1200``; ``12000`` → ``12,000``; ``2.5`` → ``2.5``; ``None`` → ``-``; a year as a year."""
@@ -20,9 +22,7 @@ def fmt_num(value: float | None, *, year: bool = False) -> str:
         return "inf"
     if year:
         return str(int(round(value)))
-    if float(value).is_integer():
-        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
-    return f"{value:,.6g}" if abs(value) >= 1 else f"{value:.3g}"
+    return grouped_number(value)
 
 
 def fmt_pct(p: float | None) -> str:

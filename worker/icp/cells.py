@@ -30,7 +30,8 @@ _SETS = (list, tuple, set, frozenset)
 
 
 def is_missing(value: Any) -> bool:
-    """No data: ``None``, NaN, blank text, an empty list."""
+    """No data: ``None``, NaN, blank text, an empty list. (Attributes are normalised values: words such as
+    "n/a" were read as missing by ``worker.normalize``; a value that survived it, even "null", is data.)"""
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):

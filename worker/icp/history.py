@@ -22,7 +22,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-_TRUE = frozenset({"true", "1", "yes", "y", "t", "won", "closed"})
+from connectors.values import TRUE_WORDS
+
+#: A closed/won status field may also say so in words.
+_TRUE = TRUE_WORDS | {"won", "closed"}
 #: A stage that names the outcome, spelled without spaces or punctuation ("Closed Won", "closedwon").
 _WON_STAGES = frozenset({"closedwon", "won"})
 _LOST_STAGES = frozenset({"closedlost", "lost"})
