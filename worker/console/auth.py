@@ -186,7 +186,12 @@ class LoginLimiter:
     ``max_keys`` keys, each with at most ``limit`` stamps."""
 
     def __init__(
-        self, limit: int, window: float, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        window: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
         self.window = window
