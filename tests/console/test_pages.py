@@ -7,6 +7,8 @@ import io
 import re
 
 from tests.console.conftest import BUNDLED, signed_in
+from worker import quality
+from worker.console.data import tier_counts
 from worker.store.models import AuditEvent, IcpVersion, ReengageFlag
 
 V2 = (BUNDLED / "icp_v2.yaml").read_text(encoding="utf-8")
@@ -19,8 +21,6 @@ def test_overview_shows_tiers_runs_and_reengagement(env):
     svg = re.search(r"<svg[^>]*class=\"chart\".*?</svg>", html, re.S).group(0)
     assert "Tier distribution" in svg and "account" in svg and "lead" in svg
     with env.store.session() as s:
-        from worker.console.data import tier_counts
-
         counts = tier_counts(s, 1)
     assert "account: " in svg and f"poor {counts['account']['poor']:,}" in svg
     assert "succeeded" in html and "full" in html
@@ -140,14 +140,18 @@ def test_runs_and_a_run_with_its_errors_and_warnings(env):
     runs = c.get("/runs").text
     assert 'href="/runs/1"' in runs and "succeeded" in runs
     run = c.get("/runs/1").text
-    assert "Record errors" in run and "Data-quality warnings" in run
-    warnings = re.search(r'<table id="warnings">.*?</table>', run, re.S).group(0)
+    assert "Record errors" in run and "Data quality" in run
     with env.store.session() as s:
-        from worker.store.models import SyncRun
-
-        expected = s.get(SyncRun, 1).counts["warnings"]
-    assert expected > 0
-    assert warnings.count('<tr><td><a href="/records/demo/') == min(expected, 200)
+        report = quality.build_report(s, "demo", run_id=1)
+    assert report.unreadable_values > 0
+    counts = re.search(r'<div class="grid" id="quality-counts">.*?</div>\s*</div>', run, re.S).group(0)
+    assert f"<b>{report.unreadable_values:,}</b><span>values could not be read" in counts
+    warnings = re.search(r'<table id="warnings">.*?</table>', run, re.S).group(0)
+    unreadable = [a for a in report.attributes if a.unreadable or a.impossible]
+    assert warnings.count("<tr><td>") == len(unreadable)
+    some = next(v for a in unreadable for v in a.values if v.raw and v.example_ids)
+    assert some.raw in warnings and "/records/demo/" in warnings
+    assert 'id="coverage"' in run
     assert c.get("/runs/999").status_code == 404
 
 
