@@ -132,7 +132,13 @@ class ApiUsage:
 
 @runtime_checkable
 class Connector(Protocol):
-    """What the sync service needs from a CRM."""
+    """What the sync service needs from a CRM.
+
+    Two optional attributes let the sync service keep requests in flight: ``parallel_pulls = True``
+    (the object types may be pulled at once, from several threads: ``pull`` is thread-safe) and
+    ``records_per_write_call`` (hand ``write`` that many records at a time, which it sends as several
+    batches in parallel; default ``write_batch_size``).
+    """
 
     crm: str
     #: Records per write request the CRM allows (Salesforce 200, HubSpot 100).

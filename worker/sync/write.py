@@ -37,7 +37,8 @@ def write_object(
     and not tried again in this run. One status per query keeps the index scan in key order (an
     ``IN`` over both statuses makes SQLite sort every remaining row, once per query).
     """
-    batch = max(1, int(connector.write_batch_size))
+    # A connector that sends its batches in parallel takes several per call (``records_per_write_call``).
+    batch = max(1, int(getattr(connector, "records_per_write_call", 0) or connector.write_batch_size))
     for status in (WriteStatus.ERROR, WriteStatus.PENDING):
         last_id = 0
         while True:
