@@ -12,19 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from simple_salesforce.api import DEFAULT_API_VERSION
 
-from connectors.base import OWNED_FIELDS, ObjectType
+from connectors.base import OWNED_API_NAMES, OWNED_FIELDS, ObjectType
 from connectors.errors import ConfigError
 
-#: Owned field API names by canonical name (``connectors.base.OWNED_FIELDS``).
-DEFAULT_OWNED_FIELDS: dict[str, str] = {
-    "fit_score": "ICP_Fit_Score__c",
-    "fit_tier": "ICP_Fit_Tier__c",
-    "fit_reasons": "ICP_Fit_Reasons__c",
-    "icp_version": "ICP_Version__c",
-    "scored_at": "ICP_Scored_At__c",
-    "reengage_flag": "ICP_Reengage__c",
-    "reengage_reason": "ICP_Reengage_Reason__c",
-}
+#: Owned field API names by canonical name (``connectors.base.OWNED_API_NAMES``).
+DEFAULT_OWNED_FIELDS: dict[str, str] = OWNED_API_NAMES["salesforce"]
 
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CUSTOM_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*__c$")
