@@ -51,7 +51,7 @@ class HubSpotConnector:
     #: Object types pull at once (page chains in flight together, all under the limiter).
     parallel_pulls = True
     #: Batches per ``write`` call, sent in parallel (see ``connectors.hubspot.write``).
-    WRITE_BATCHES_PER_CALL = 10
+    WRITE_BATCHES_PER_CALL = 20
 
     def __init__(
         self,
