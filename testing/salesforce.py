@@ -659,8 +659,14 @@ class FakeSalesforce:
         security_token: str = "TOKENabc123",
         daily_limit: int = 5_000_000,
         clock: Callable[[], datetime] | None = None,
+        login_host: str | None = None,
+        jwt_audience: str | None = None,
     ) -> None:
         self.instance_host = instance_host
+        #: A login server of any name (a proxy, a private endpoint), answering as the standard one.
+        self.login_host = login_host
+        #: The JWT audience the org accepts (default: the login or test server's URL).
+        self.jwt_audience = jwt_audience
         self.sandbox = sandbox
         self.username, self.password, self.security_token = username, password, security_token
         self.daily_limit, self.daily_used = daily_limit, 0
@@ -1090,7 +1096,8 @@ class FakeSalesforce:
     # ------------------------------------------------------------------------------ login
 
     def _login_hosts(self) -> set[str]:
-        return {"test.salesforce.com" if self.sandbox else "login.salesforce.com", self.instance_host}
+        hosts = {"test.salesforce.com" if self.sandbox else "login.salesforce.com", self.instance_host}
+        return hosts | ({self.login_host} if self.login_host else set())
 
     def _auth(self, method: str, path: str, host: str, headers: Mapping[str, str], body: bytes) -> Response:
         self.login_hosts.append(host)
@@ -1117,6 +1124,8 @@ class FakeSalesforce:
                 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
             )
         audiences = ["https://test.salesforce.com"] if self.sandbox else ["https://login.salesforce.com"]
+        if self.jwt_audience:
+            audiences = [self.jwt_audience]
         try:
             # simple-salesforce sends ``exp`` as a string, which Salesforce accepts: check it by hand.
             claims = jwt.decode(
@@ -1970,7 +1979,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _RouteToFake(HTTPAdapter):
-    """Sends https://*.salesforce.com requests to the fake over plain HTTP, keeping the original host in
+    """Sends https://*.salesforce.com requests (and those to the fake's ``login_host``) to the fake over
+    plain HTTP, keeping the original host in
     the ``Host`` header (the fake checks which login host was used). Anything else is refused."""
 
     def __init__(self, fake: FakeSalesforce) -> None:
@@ -1980,7 +1990,7 @@ class _RouteToFake(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parts = urlsplit(request.url or "")
         host = (parts.hostname or "").lower()
-        if not host.endswith(".salesforce.com"):
+        if not host.endswith(".salesforce.com") and host != self.fake.login_host:
             raise requests.ConnectionError(f"fake Salesforce: refusing to contact {host!r}")
         request.url = urlunsplit(("http", f"127.0.0.1:{self.fake.port}", parts.path, parts.query, ""))
         request.headers["Host"] = host

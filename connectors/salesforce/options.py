@@ -44,6 +44,14 @@ class SalesforceOptions(_Strict):
     auth: Literal["jwt", "password", "session"] = "jwt"
     #: ``login`` (production), ``test`` (sandbox) or a My Domain host such as ``acme.my.salesforce.com``.
     domain: str = "login"
+    #: Any login server instead of ``domain``, for ``password`` and ``jwt`` auth: a sandbox proxy, a
+    #: private endpoint, a test server (``https://sso.acme.example``, optionally with a path). The
+    #: SOAP login or the OAuth token request goes to ``{login_url}/services/...``.
+    login_url: str | None = None
+    #: The JWT ``aud`` claim: Salesforce's login server (``https://login.salesforce.com``, or
+    #: ``https://test.salesforce.com`` for a sandbox) unless set; a login URL fronting an Experience
+    #: Cloud site needs the site's URL here.
+    jwt_audience: str | None = None
     #: ``https://acme.my.salesforce.com``: required for ``session`` auth, ignored otherwise.
     instance_url: str | None = None
     api_version: str = DEFAULT_API_VERSION
@@ -89,6 +97,16 @@ class SalesforceOptions(_Strict):
                 "(for example acme.my.salesforce.com)"
             )
         return host
+
+    @field_validator("login_url", "jwt_audience")
+    @classmethod
+    def _https_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().rstrip("/")
+        if not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$", v):
+            raise ValueError("must be an https:// URL such as https://sso.acme.example (a path may follow)")
+        return v
 
     @field_validator("instance_url")
     @classmethod
@@ -144,6 +162,8 @@ class SalesforceOptions(_Strict):
     def _consistent(self) -> SalesforceOptions:
         if self.auth == "session" and not self.instance_url:
             raise ValueError("auth 'session' needs instance_url (the org's https:// URL)")
+        if self.login_url and self.domain != "login":
+            raise ValueError("set either domain or login_url, not both")
         if self.retry_wait_max < self.retry_wait_initial:
             raise ValueError("retry_wait_max must be at least retry_wait_initial")
         names = list(self.owned_api_names.values())
@@ -164,6 +184,13 @@ class SalesforceOptions(_Strict):
     @property
     def is_sandbox(self) -> bool:
         return self.domain == "test" or ".sandbox.my." in self.domain
+
+    @property
+    def audience(self) -> str:
+        """The JWT ``aud`` claim (see ``jwt_audience``)."""
+        if self.jwt_audience:
+            return self.jwt_audience
+        return "https://test.salesforce.com" if self.is_sandbox else "https://login.salesforce.com"
 
 
 def parse_options(options: dict[str, Any]) -> SalesforceOptions:
