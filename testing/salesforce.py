@@ -16,6 +16,7 @@ implements the subset of the REST API the connector uses, as Salesforce document
   ``STRING_TOO_LONG`` ...), single-record ``POST sobjects/{T}``;
 * Tooling API ``query`` and ``POST sobjects/CustomField``; PermissionSet, FieldPermissions and
   PermissionSetAssignment decide which custom fields the integration user can see and edit;
+* Bulk API 2.0 query and ingest jobs (``testing.salesforce_bulk``);
 * ``Sforce-Limit-Info: api-usage=used/max`` on every REST response; ``403 REQUEST_LIMIT_EXCEEDED`` once
   the daily allocation is used; ``401 INVALID_SESSION_ID`` for an unknown or expired session.
 
@@ -55,6 +56,8 @@ import jwt
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+
+from testing.salesforce_bulk import BulkApi
 
 API_VERSIONS = tuple(f"{v}.0" for v in range(20, 63))
 MAX_BATCH = 2000
@@ -700,6 +703,8 @@ class FakeSalesforce:
         self.calls: Counter[str] = Counter()
         self.log: list[RequestRecord] = []
         self.login_hosts: list[str] = []
+        #: Bulk API 2.0 jobs and allocations (``testing.salesforce_bulk``).
+        self.bulk = BulkApi(self)
         self.user_id = self.insert(
             "User", [{"Username": username, "Name": "Integration User", "IsActive": True}]
         )[0]
@@ -1260,6 +1265,8 @@ class FakeSalesforce:
         headers: Mapping[str, str],
         body: bytes,
     ) -> Response:
+        if rest.startswith("/jobs/"):  # Bulk API 2.0: CSV bodies, its own routes
+            return self.bulk.route(method, version, rest, params, body)
         try:
             payload = json.loads(body) if body else None
         except ValueError:
@@ -1280,7 +1287,8 @@ class FakeSalesforce:
                     "DailyApiRequests": {
                         "Max": self.daily_limit,
                         "Remaining": max(0, self.daily_limit - self.daily_used),
-                    }
+                    },
+                    **self.bulk.limits(),
                 },
             )
         m = re.match(r"^/sobjects/(\w+)/describe$", rest)
@@ -1911,6 +1919,10 @@ def _kind_of(method: str, path: str) -> str:
         return "auth"
     if "/tooling/" in path:
         return "tooling"
+    if "/jobs/query" in path:
+        return "bulk_query"
+    if "/jobs/ingest" in path:
+        return "bulk_ingest"
     if re.search(r"/(query|queryAll)(/|$)", path):
         return "read"
     if path.endswith("/describe"):

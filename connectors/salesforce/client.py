@@ -456,6 +456,39 @@ class SalesforceClient:
             retry=retry,
         )
 
+    def raw(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+    ) -> requests.Response:
+        """A request relative to ``/services/data/vXX.X/`` whose answer is not (only) JSON: Bulk API CSV
+        bodies and their headers. Same renewal, retries and error translation as every other call."""
+        timeout = self.options.timeout_seconds
+
+        def send(sf: Salesforce) -> requests.Response:
+            merged = {**sf.headers, **(headers or {})}
+            response = sf.session.request(
+                method,
+                sf.base_url + path,
+                headers=merged,
+                params=params,
+                json=json,
+                data=data,
+                timeout=timeout,
+            )
+            if response.status_code >= 300:
+                exception_handler(response, name=path)
+            return response
+
+        return self.call(kind, f"{method} {path}", send, retry=retry)
+
     def userinfo(self) -> dict[str, Any]:
         """The OpenID Connect user info of the integration user (``user_id``, ``organization_id``)."""
 

@@ -81,6 +81,18 @@ class SalesforceOptions(_Strict):
     #: In-run retries of records that failed with ``UNABLE_TO_LOCK_ROW``, and the wait between them.
     lock_retries: int = Field(2, ge=0, le=10)
     lock_retry_wait: float = Field(2.0, ge=0)
+    #: Bulk API 2.0 for large volumes: a pull whose query matches more than ``bulk_read_threshold``
+    #: records runs as a query job, a write-back of more than ``bulk_write_threshold`` records as an
+    #: ingest job; REST below. ``bulk: false`` keeps everything on REST.
+    bulk: bool = True
+    bulk_read_threshold: int = Field(10_000, ge=0)
+    bulk_write_threshold: int = Field(2_000, ge=0)
+    #: Records per result set of a query job (``maxRecords``).
+    bulk_max_records: int = Field(50_000, ge=2_000, le=1_000_000)
+    #: Polling of a job: first wait, doubling up to the cap, and the time after which it is aborted.
+    bulk_poll_initial: float = Field(0.5, ge=0)
+    bulk_poll_max: float = Field(10.0, ge=0)
+    bulk_timeout_seconds: float = Field(1800.0, gt=0)
     #: Permission set that grants the integration user edit access to the owned fields.
     permission_set: str = "ICP_Fit_Worker"
     tasks: TaskOptions = Field(default_factory=TaskOptions)
