@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from connectors.registry import build_connector
+from worker import yamlfile
 from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp import versions
 from worker.store.db import Store
+from worker.store.states import RunKind
 from worker.sync import ProgressFn, RunSummary, run_sync
 
 
@@ -19,19 +21,23 @@ def sync_connection(
     store: Store,
     cfg: ConnectionConfig,
     *,
-    kind: str = "incremental",
+    kind: str = RunKind.INCREMENTAL,
     progress: ProgressFn | None = None,
     task_id: str | None = None,
     now: datetime | None = None,
     env: Mapping[str, str] | None = None,
     limiter: Any = None,
+    score: bool = True,
 ) -> RunSummary:
-    """One run of one connection, with its connector opened and closed around it."""
+    """One run of one connection, with its connector opened and closed around it (``score=False``: pull
+    and snapshot only)."""
     connector = build_connector(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        return run_sync(store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id)
+        return run_sync(
+            store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id, score=score
+        )
     finally:
         connector.close()
 
@@ -41,7 +47,7 @@ def reevaluate_all(
 ) -> list[RunSummary]:
     """Re-score every configured connection from its snapshots (no CRM read) and write what changed."""
     return [
-        sync_connection(store, cfg, kind="reevaluate", progress=progress, now=now)
+        sync_connection(store, cfg, kind=RunKind.REEVALUATE, progress=progress, now=now)
         for cfg in config.connections
     ]
 
@@ -49,6 +55,6 @@ def reevaluate_all(
 def publish_file(
     store: Store, path: Path, *, note: str, author: str, now: datetime | None = None
 ) -> versions.Published:
-    text = path.read_text(encoding="utf-8")
+    text = yamlfile.read_text(path)  # not UTF-8, or over the size limit: YamlFileError naming the line
     with store.session() as s:
         return versions.publish(s, text, filename=str(path), author=author, note=note, now=now)

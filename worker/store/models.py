@@ -10,6 +10,9 @@ Tables, in the order of the data flow::
     reengage_flags     stale or dismissed records whose tier rose into a target tier
     sync_runs          one row per run: kind, status, counts, API calls, timings, error
     cursors            per connection and object type: the modification stamp to resume from
+    console_users      people who sign in to the web console (argon2 hash, role)
+    console_sessions   signed-in browser sessions (only a hash of the cookie's token is kept)
+    audit_events       who published, approved, rejected or rolled back which ICP version, and when
 
 JSON columns use SQLAlchemy's generic ``JSON`` (JSONB-compatible text on PostgreSQL, TEXT on SQLite).
 """
@@ -34,6 +37,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from worker.store.states import FlagState, RunStatus, TaskStatus, WriteStatus
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -119,8 +124,8 @@ class RecordFit(Base):
     #: Owned-field values the CRM holds, as last written successfully (None: never written).
     written: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    #: ``pending`` (a write is due), ``ok``, ``error`` (kept and retried next run).
-    write_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    #: A ``WriteStatus``: ``pending`` (a write is due), ``ok``, ``error`` (kept and retried next run).
+    write_status: Mapped[str] = mapped_column(String(20), default=WriteStatus.PENDING.value, index=True)
     write_error: Mapped[str | None] = mapped_column(Text)
     write_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -152,9 +157,9 @@ class ReengageFlag(Base):
     object_type: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[str | None] = mapped_column(String(64))
-    #: ``active`` or ``cleared``.
-    state: Mapped[str] = mapped_column(String(20), default="active", index=True)
-    #: ``dismissed`` or ``stale``.
+    #: A ``FlagState``: ``active`` or ``cleared``.
+    state: Mapped[str] = mapped_column(String(20), default=FlagState.ACTIVE.value, index=True)
+    #: A ``FlagKind``: ``dismissed``, ``stale`` or ``backlog``.
     kind: Mapped[str] = mapped_column(String(20))
     from_tier: Mapped[str] = mapped_column(String(40))
     to_tier: Mapped[str] = mapped_column(String(40))
@@ -164,8 +169,8 @@ class ReengageFlag(Base):
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     clear_reason: Mapped[str | None] = mapped_column(Text)
-    #: Follow-up task: ``none`` (not wanted), ``due``, ``created``, ``capped``, ``error``.
-    task_status: Mapped[str] = mapped_column(String(20), default="none")
+    #: Follow-up task, a ``TaskStatus``: ``none`` (not wanted), ``due``, ``created``, ``capped``, ``error``.
+    task_status: Mapped[str] = mapped_column(String(20), default=TaskStatus.NONE.value)
     task_id: Mapped[str | None] = mapped_column(String(64))
     task_error: Mapped[str | None] = mapped_column(Text)
 
@@ -175,11 +180,11 @@ class SyncRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
-    #: ``incremental``, ``full``, ``reevaluate``.
+    #: A ``RunKind``: ``incremental``, ``full``, ``reevaluate``, ``dry_run``.
     kind: Mapped[str] = mapped_column(String(20))
-    #: ``running``, ``succeeded``, ``partial`` (some records failed), ``failed``,
+    #: A ``RunStatus``: ``running``, ``succeeded``, ``partial`` (some records failed), ``failed``,
     #: ``quota_reserved``, ``quota_exceeded``, ``skipped``.
-    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING.value, index=True)
     icp_version: Mapped[int | None] = mapped_column(Integer)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     api_calls: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -201,8 +206,51 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ConsoleUser(Base):
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: ``viewer``, ``editor`` or ``approver``.
+    role: Mapped[str] = mapped_column(String(20))
+    #: argon2id hash in PHC form (never the password).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSession(Base):
+    __tablename__ = "console_sessions"
+
+    #: SHA-256 (hex) of the cookie's random token: a leaked table cannot be replayed as a cookie.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), index=True)
+    #: The synchronizer token every state-changing form of this session must carry.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Who: a console user's name, or the CLI's author.
+    actor: Mapped[str] = mapped_column(String(200))
+    #: ``publish``, ``hold``, ``approve``, ``reject``, ``rollback``, ``login``, ...
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    icp_version: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: Where it came from: ``console`` or ``cli``.
+    source: Mapped[str] = mapped_column(String(20), default="console")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
 __all__ = [
+    "AuditEvent",
     "Base",
+    "ConsoleSession",
+    "ConsoleUser",
     "Connection",
     "Cursor",
     "FitHistory",

@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connectors.base import Connector
 from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
 from worker.config import ConnectionConfig
-from worker.evaluate import Policy, policy_for
+from worker.evaluate import Policy, ordered, policy_for
 from worker.icp.scoring import Scorer
 from worker.icp.versions import latest_icp, spec_of
 from worker.store.db import Store
-from worker.store.models import IcpVersion, SyncRun
+from worker.store.models import Connection, IcpVersion, SyncRun
 from worker.store.queries import ensure_connection
 from worker.store.states import SYNC_KINDS, RunKind, RunStatus
 from worker.sync.counts import RunCounts
@@ -30,11 +30,17 @@ from worker.sync.write import write_object
 # The name ``worker.observability`` lifts the run id from (see ``lift_run_id``).
 log = structlog.get_logger("worker.sync")
 
-__all__ = ["NoIcpError", "ProgressFn", "RunSummary", "run_sync", "utcnow"]
+__all__ = ["NoIcpError", "ProgressFn", "RunSummary", "close_abandoned_runs", "run_sync", "utcnow"]
 
 
 class NoIcpError(RuntimeError):
     """No ICP version is published yet."""
+
+
+NO_ICP = (
+    "no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first (or `icp-worker sync "
+    "--no-score` to only pull snapshots, e.g. for `icp-worker icp derive`)"
+)
 
 
 @dataclass
@@ -89,6 +95,26 @@ def start_run(store: Store, cfg: ConnectionConfig, kind: str, now: datetime, tas
         return _Run(run.id, conn.id, version)
 
 
+def close_abandoned_runs(store: Store, connection: str) -> int:
+    """Mark the connection's ``running`` runs as failed (abandoned). Call only while holding its lock
+    (a worker or a CLI run): a run that is really running holds the lock, so any other ``running`` row
+    belongs to a process that died (SIGKILL, out of memory, a lost machine)."""
+    with store.session() as s:
+        conn_id = s.scalar(select(Connection.id).where(Connection.name == connection))
+        if conn_id is None:
+            return 0
+        result = s.execute(
+            update(SyncRun)
+            .where(SyncRun.connection_id == conn_id, SyncRun.status == RunStatus.RUNNING)
+            .values(
+                status=RunStatus.FAILED,
+                finished_at=utcnow(),
+                error="abandoned: the process running it stopped (killed or lost); the next run resumed",
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 def finish_run(store: Store, run: _Run, summary: RunSummary) -> None:
     with store.session() as s:
         s.execute(
@@ -124,10 +150,19 @@ def run_phases(
     kind: str,
     now: datetime,
     progress: ProgressFn | None,
+    score: bool = True,
 ) -> RunStatus:
-    """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went."""
+    """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went.
+    ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written)."""
+    if not score:
+        t = time.perf_counter()
+        for obj in ordered(cfg.objects):
+            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
+                        now=now, counts=run.counts, progress=progress)  # fmt: skip
+        run.timed("pull", t)
+        return RunStatus.SUCCEEDED
     if run.version is None:
-        raise NoIcpError("no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first")
+        raise NoIcpError(NO_ICP)
     spec = spec_of(run.version)
     policy = policy_for(cfg, spec, run.version.number)
     ctx = ScoringContext(run.conn_id, cfg, policy, Scorer(spec), now, run.run_id)
@@ -160,15 +195,19 @@ def run_sync(
     now: datetime | None = None,
     progress: ProgressFn | None = None,
     task_id: str | None = None,
+    score: bool = True,
 ) -> RunSummary:
     """One run for one connection. ``kind``: ``incremental``, ``full`` or ``reevaluate`` (no pull:
-    re-score from snapshots under the latest ICP and write what changed).
+    re-score from snapshots under the latest ICP and write what changed). ``score=False``: pull and
+    snapshot only, no ICP needed (the history ``icp derive`` reads).
 
     A daily quota reached ends the run cleanly (status ``quota_reserved`` / ``quota_exceeded``) and the
     next run resumes from its cursor. Other connector errors fail the run and are re-raised.
     """
     if kind not in SYNC_KINDS:
         raise ValueError(f"unknown sync kind {kind!r}")
+    if not score and kind == RunKind.REEVALUATE:
+        raise ValueError("a re-evaluation without scoring does nothing")
     now = now or utcnow()
     run = start_run(store, cfg, kind, now, task_id)
     summary = RunSummary(run_id=run.run_id, connection=cfg.name, kind=kind, status=RunStatus.RUNNING)
@@ -178,7 +217,7 @@ def run_sync(
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     bound.info("run.started", icp_version=run.version.number if run.version else None)
     try:
-        summary.status = run_phases(store, cfg, connector, run, kind, now, progress)
+        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, score)
     except QuotaExceededError as exc:
         summary.status = RunStatus.QUOTA_RESERVED if exc.reserved else RunStatus.QUOTA_EXCEEDED
         summary.error = str(exc)
