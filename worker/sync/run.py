@@ -156,9 +156,8 @@ def run_phases(
     ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written)."""
     if not score:
         t = time.perf_counter()
-        for obj in ordered(cfg.objects):
-            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
-                        now=now, counts=run.counts, progress=progress)  # fmt: skip
+        pull_objects(store, run.conn_id, cfg, connector, ordered(cfg.objects), full=kind == RunKind.FULL,
+                     now=now, counts=run.counts, progress=progress)  # fmt: skip
         run.timed("pull", t)
         return RunStatus.SUCCEEDED
     if run.version is None:
