@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
-from worker.normalize import NormalizeConfig, normalize_record
+from worker.normalize import NormalizeConfig, normalize_status, normalize_values
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
 from worker.sync.tables import SNAP, ProgressFn
+from worker.sync.warnings import WarningTally, take_connector_problems
 
 
 def normalize_config(cfg: ConnectionConfig) -> NormalizeConfig:
@@ -34,12 +35,22 @@ def snapshot_page(
     records: Sequence[CrmRecord],
     norm: NormalizeConfig,
     now: datetime,
+    tally: WarningTally | None = None,
 ) -> tuple[int, int]:
     """Upsert one page of pulled records; unchanged ones (same modification stamp) are skipped.
-    Returns (changed, warnings)."""
+    Attributes and status values are normalised here, once; what could not be read is counted in
+    ``tally``. Returns (changed, warnings)."""
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
+    warnings = 0
+    if len(latest) < len(records):  # the rows that lost still count their problems
+        for rec in records:
+            if latest[rec.external_id] is not rec:
+                lost = normalize_values(rec.raw, norm)[1]
+                warnings += len(lost)
+                if tally is not None:
+                    tally.add_values(object_type, rec.external_id, lost)
     existing: dict[str, int] = {}
     stamps: dict[str, str] = {}
     for ext_id, snap_id, stamp in session.execute(
@@ -51,18 +62,21 @@ def snapshot_page(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     parents: set[str] = set()
-    warnings = 0
     for ext_id, rec in latest.items():
         if ext_id in stamps and stamps[ext_id] == rec.modstamp and rec.modstamp:
             continue  # re-pulled by the look-back, unchanged
-        attributes, problems = normalize_record(rec.raw, norm)
+        attributes, problems = normalize_values(rec.raw, norm)
+        status, status_problems = normalize_status(rec.status)
+        problems += status_problems
         warnings += len(problems)
-        parent = rec.status.get("account_id")
+        if tally is not None:
+            tally.add_values(object_type, ext_id, problems)
+        parent = status.get("account_id")
         row = {
             "name": (rec.name or "")[:255] or None,
             "attributes": attributes,
-            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in rec.status.items()},
-            "warnings": problems,
+            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()},
+            "warnings": [str(p) for p in problems],
             "owner_id": rec.owner_id,
             "last_activity": rec.last_activity,
             "crm_modstamp": rec.modstamp,
@@ -106,20 +120,38 @@ def pull_objects(
     now: datetime,
     counts: RunCounts,
     progress: ProgressFn | None,
+    run_id: int | None = None,
 ) -> None:
     """Pull every object type: one after the other, or all at once when the connector says its pulls
     may run in parallel (``parallel_pulls``: a CRM whose limit is a request rate, not a record count,
     so that several page chains in flight use the rate). Either way each page commits here, in this
-    thread, with its own cursor, so a crash at any point resumes every object type where it was."""
+    thread, with its own cursor, so a crash at any point resumes every object type where it was.
+
+    With ``run_id``, the data problems found are stored with the run (``run_warnings``) when the pull
+    is done. (A connector's own problems, ``take_problems``, are told to the page stored next: only
+    connectors that pull one object type at a time have them.)"""
     norm = normalize_config(cfg)
+    tally = WarningTally()
     sinces = {obj: _since(store, conn_id, obj, full) for obj in object_types}
     if len(object_types) < 2 or not getattr(connector, "parallel_pulls", False):
         for obj in object_types:
             for page in connector.pull(obj, sinces[obj]):
-                _store_page(store, conn_id, norm, obj, page, now, counts, progress)
-        return
-    for obj, page in _concurrent_pages(connector, sinces):
-        _store_page(store, conn_id, norm, obj, page, now, counts, progress)
+                _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+            _leftover_problems(connector, obj, counts, tally)
+    else:
+        for obj, page in _concurrent_pages(connector, sinces):
+            _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+    if run_id is not None and tally.entries:
+        with store.session() as s:
+            tally.store(s, run_id, conn_id)
+
+
+def _leftover_problems(
+    connector: Connector, object_type: ObjectType, counts: RunCounts, tally: WarningTally
+) -> None:
+    found = take_connector_problems(connector)  # rows skipped after the last page (an empty id)
+    tally.add_connector(object_type, found)
+    counts.warnings += len(found)
 
 
 def _since(store: Store, conn_id: int, object_type: ObjectType, full: bool) -> str | None:
@@ -137,10 +169,12 @@ def _store_page(
     now: datetime,
     counts: RunCounts,
     progress: ProgressFn | None,
+    connector: Connector,
+    tally: WarningTally,
 ) -> None:
     """Snapshot one page and move the object's cursor past it, in one transaction."""
     with store.session() as s:
-        changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now)
+        changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
         if page.cursor:
             cur = s.get(Cursor, (conn_id, object_type))
             if cur is None:
@@ -149,8 +183,10 @@ def _store_page(
                 )
             elif page.cursor > cur.value:
                 cur.value, cur.updated_at = page.cursor, now
+    found = take_connector_problems(connector)
+    tally.add_connector(object_type, found)
     counts.add_pulled(object_type, len(page.records), changed)
-    counts.warnings += warnings
+    counts.warnings += warnings + len(found)
     if progress:
         progress(f"pull:{object_type}", len(page.records))
 

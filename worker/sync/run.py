@@ -170,7 +170,7 @@ def run_phases(
         check_owned_fields(cfg, connector, policy)
         t = time.perf_counter()
         pull_objects(store, run.conn_id, cfg, connector, policy.objects, full=kind == RunKind.FULL,
-                     now=now, counts=counts, progress=progress)  # fmt: skip
+                     now=now, counts=counts, progress=progress, run_id=run.run_id)  # fmt: skip
         run.timed("pull", t)
     t = time.perf_counter()
     for obj in policy.objects:
