@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from worker.cli import demo, icp, operations, runtime, score
+from worker.cli import demo, explain, icp, operations, runtime, score
 from worker.cli.common import STATE
 from worker.observability import configure_logging
 
@@ -46,6 +46,7 @@ app.command("runs")(operations.runs)
 app.command("score")(score.score)
 app.command("demo")(demo.demo)
 runtime.register(app)
+explain.register(app)
 
 
 def main() -> None:
