@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Port for the Prometheus metrics endpoint of a worker (0: off).
     metrics_port: int = 0
+    #: Seconds to wait for PostgreSQL, the broker or Redis to accept a connection before giving up.
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Largest ICP or connections file read, in bytes (YAML beyond it is refused before parsing).
+    yaml_max_bytes: int = Field(default=1_000_000, ge=1)
 
     @field_validator("log_format")
     @classmethod

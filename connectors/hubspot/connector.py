@@ -114,7 +114,9 @@ class HubSpotConnector:
     def pull(self, object_type: ObjectType, since: str | None) -> Iterator[Page]:
         if object_type not in self._mapping_checked:
             self.check_mapping([object_type])
-        return self.puller.pull(build_mapping(object_type, self.options), since)
+        mapping = build_mapping(object_type, self.options)
+        definitions = self.properties.properties_of(mapping.hubspot_object)
+        return self.puller.pull(mapping.with_labels(definitions), since)
 
     # -- write --------------------------------------------------------------------------------------
 
@@ -148,7 +150,11 @@ class HubSpotConnector:
             self._mirror if object_type == "account" and self.options.mirror_ideal_customer_profile else None
         )
         return self.writer.write(
-            hubspot_object(object_type, self.options), updates, self.options.owned_map(), extra
+            hubspot_object(object_type, self.options),
+            updates,
+            self.options.owned_map(),
+            extra,
+            managed=(IDEAL_CUSTOMER_PROFILE,) if extra else (),
         )
 
     # -- tasks, usage -------------------------------------------------------------------------------
