@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from worker.cli.common import STATE, UserError, handle_errors, out, print_json
@@ -191,7 +190,7 @@ def history_export(
         with STATE.store().session() as s:
             count = export_history(s, output, connection=connection, since=start)
     except ExportError as exc:
-        raise UserError(escape(str(exc))) from None  # the message is printed as markup: keep "[parquet]"
+        raise UserError(str(exc)) from None
     out.print(f"{count:,} history rows written to {output}", highlight=False)
 
 

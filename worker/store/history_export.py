@@ -193,10 +193,10 @@ def _write_parquet(rows: Iterator[tuple[Any, ...]], path: Path, batch: int) -> i
 
 
 def _batch(pa: Any, schema: Any, chunk: list[tuple[Any, ...]]) -> Any:
-    columns = list(zip(*chunk, strict=True)) if chunk else [[] for _ in COLUMNS]
+    columns: list[list[Any]] = [list(c) for c in zip(*chunk, strict=True)] if chunk else [[] for _ in COLUMNS]
     arrays = []
     for name, values in zip(COLUMNS, columns, strict=True):
         if name == "scored_at":
             values = [datetime.fromisoformat(v) for v in values]
-        arrays.append(pa.array(list(values), type=schema.field(name).type))
+        arrays.append(pa.array(values, type=schema.field(name).type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
