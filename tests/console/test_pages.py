@@ -9,7 +9,7 @@ import re
 from tests.console.conftest import BUNDLED, signed_in
 from worker import quality
 from worker.console.data import tier_counts
-from worker.store.models import AuditEvent, IcpVersion, ReengageFlag
+from worker.store.models import AuditEvent, IcpVersion, ReengageFlag, SyncRun
 
 V2 = (BUNDLED / "icp_v2.yaml").read_text(encoding="utf-8")
 
@@ -213,3 +213,44 @@ def test_the_records_csv_lists_what_the_publish_then_writes(env):
 
         run = s.query(SyncRun).filter_by(kind="reevaluate").one()
         assert run.counts["written"] == len(rows)
+
+
+def test_a_record_page_explains_its_history_as_of_and_next_tier(env):
+    app = env.app()
+    eddie, token = signed_in(app, "eddie")
+    with env.store.session() as s:
+        first_run = s.query(SyncRun).one()
+        v1_at = first_run.finished_at
+    eddie.post("/icp/draft/publish", data={"csrf_token": token, "yaml": V2, "note": "v2"})
+    with env.store.session() as s:
+        from worker.store.models import FitHistory
+
+        moved = (
+            s.query(FitHistory)
+            .filter(FitHistory.object_type == "account", FitHistory.icp_version == 2)
+            .filter(FitHistory.previous_tier.isnot(None), FitHistory.previous_tier != FitHistory.tier)
+            .first()
+        )
+        assert moved is not None
+        old_tier = moved.previous_tier
+    page = eddie.get(f"/records/demo/account/{moved.external_id}").text
+    history = re.search(r'<table id="history">.*?</table>', page, re.S).group(0)
+    assert "<td>v1</td>" in history and "<td>v2</td>" in history
+    assert 'id="reasons"' in page and 'id="crm"' in page
+    as_of = eddie.get(f"/records/demo/account/{moved.external_id}?as_of={v1_at.isoformat()}").text
+    said = re.search(r'<div class="flash ok" id="as-of">(.*?)</div>', as_of, re.S).group(1)
+    assert old_tier in said and "ICP v1" in said
+    with env.store.session() as s:
+        from worker.store.models import RecordFit, RecordSnapshot
+
+        good = (
+            s.query(RecordSnapshot)
+            .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
+            .filter(RecordSnapshot.object_type == "account", RecordFit.tier == "good")
+            .first()
+        )
+    suggestion = eddie.get(f"/records/demo/account/{good.external_id}").text
+    next_tier = re.search(r'<section class="card" id="next-tier">.*?</section>', suggestion, re.S).group(0)
+    assert "best" in next_tier
+    bad = eddie.get(f"/records/demo/account/{good.external_id}?as_of=yesterday")
+    assert bad.status_code == 200 and "Not a date" in bad.text
