@@ -26,7 +26,12 @@ def test_true_and_false_words_do_not_overlap():
 
 @pytest.mark.parametrize(
     ("value", "plain", "grouped"),
-    [(1200, "1200", "1200"), (12000.0, "12000", "12,000"), (2.5, "2.5", "2.5"), (1e20, "1e+20", "100,000,000,000,000,000,000")],
+    [
+        (1200, "1200", "1200"),
+        (12000.0, "12000", "12,000"),
+        (2.5, "2.5", "2.5"),
+        (1e20, "1e+20", "100,000,000,000,000,000,000"),
+    ],
 )
 def test_number_text(value, plain, grouped):
     assert plain_number(value) == plain
