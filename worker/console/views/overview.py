@@ -77,10 +77,11 @@ def run_detail(request: Request, user: SignedIn) -> Response:
             return not_found(request, user, f"No run {run_id}.")
         run, name = found
         errors = data.record_errors(s, run.connection_id) if run.connection_id else []
-        report = None
+        report, coverage_version = None, None
         if name is not None:
             current = latest_icp(s)
             spec = spec_of(current) if current else None
+            coverage_version = current.number if current else None
             # a re-evaluation reads no data: its quality is that of the last run that pulled
             pulled = run.kind != "reevaluate"
             report = quality.build_report(s, name, run_id=run.id if pulled else None, spec=spec)
@@ -93,6 +94,7 @@ def run_detail(request: Request, user: SignedIn) -> Response:
         connection=name,
         errors=errors,
         report=report,
+        coverage_version=coverage_version,
     )
 
 
