@@ -331,3 +331,13 @@ def test_a_change_of_the_records_own_data_is_a_data_change_in_its_history(demo, 
         "employees 742 ≥ 500: +25",
     )
     assert "employees 742 +25" in last["reasons_text"]
+
+
+def test_explain_shows_the_crm_value_beside_the_normalised_one(demo, demo_dir):
+    with open(demo_dir / "crm" / "accounts.csv", encoding="utf-8", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["BillingCountry"] == "USA")
+    data = explain_json(row["Id"], "--object", "account")
+    country = next(r for r in data["reasons"] if r["key"] == "country")
+    assert (country["raw"], country["normalised"], country["value"]) == ("USA", "US", "US")
+    text = run("explain", row["Id"], "--object", "account").stdout
+    assert "USA" in text
