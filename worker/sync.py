@@ -122,7 +122,10 @@ def ensure_connection(session: Session, cfg: ConnectionConfig, now: datetime) ->
 
 
 def latest_icp(session: Session) -> IcpVersion | None:
-    return session.scalar(select(IcpVersion).order_by(IcpVersion.number.desc()).limit(1))
+    """The current ICP version (held and rejected versions never score)."""
+    from worker.icp.versions import current_version
+
+    return current_version(session)
 
 
 def spec_of(version: IcpVersion) -> IcpSpec:
