@@ -1,15 +1,20 @@
 """Sync benchmark: three phases on a generated CRM, figures printed (not pass/fail).
 
     python -m benchmarks.sync --crm files --accounts 100000
+    python -m benchmarks.sync --crm hubspot --accounts 3000 --latency-ms 250
+
 
 Phases: ``full`` (first sync), ``incremental`` (1% of the records changed) and ``reevaluate`` (after an
 ICP revision, from snapshots). The last line of output is one JSON object::
 
-    {"crm", "accounts", "phases": {PHASE: {"records", "written", "seconds", "records_per_s",
+    {"crm", "accounts", "latency_ms", "phases": {PHASE: {"records", "written", "seconds", "records_per_s",
                                           "peak_rss_mb", "calls": {"read", "write", "other"}}}}
 
 ``records`` is what the phase pulled (full, incremental) or re-scored (reevaluate). ``peak_rss_mb`` is the
-highest resident set size sampled during the phase (every 20 ms), so phases can be compared.
+highest resident set size sampled during the phase (every 20 ms), so phases can be compared. HubSpot
+phases also carry ``rate_limit_bound_s`` (the phase's calls divided by the portal's allowed rate: the
+fastest any client could be) and ``bound_ratio`` (seconds / bound). ``--latency-ms L`` holds back every
+answer of a fake CRM by L ms (see ``benchmarks.backends``).
 """
 
 from __future__ import annotations
@@ -20,15 +25,11 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
-from worker.config import ConnectionConfig
-from worker.demo.sample_crm import DEMO_SYNONYMS
+from benchmarks.backends import BACKENDS, Backend
 from worker.icp import versions
 from worker.store.db import Store
 from worker.sync import run_sync
@@ -70,53 +71,6 @@ class PeakRss:
         return round(self.peak / 2**20, 1)
 
 
-@dataclass
-class Backend:
-    """A CRM for the harness: how to seed it, change 1% of it, and connect to it."""
-
-    connection: ConnectionConfig
-    make_connector: Callable[[], Connector]
-    change_one_percent: Callable[[], int]
-    close: Callable[[], None]
-
-
-def files_backend(workdir: Path, accounts: int) -> Backend:
-    from connectors.files import FilesConnector
-    from worker.demo.sample_crm import touch_sample_crm, write_sample_crm
-
-    today = date(2026, 11, 23)
-    write_sample_crm(workdir / "crm", accounts=accounts, today=today)
-    options = {"path": str(workdir / "crm"), "out": str(workdir / "reimport")}
-    cfg = ConnectionConfig(name="bench", crm="files", options=options, industry_synonyms=DEMO_SYNONYMS)
-    return Backend(
-        connection=cfg,
-        make_connector=lambda: FilesConnector.from_config(options),
-        change_one_percent=lambda: touch_sample_crm(
-            workdir / "crm", share=0.01, modified_at=datetime(2026, 11, 23, 1, 0)
-        ),
-        close=lambda: None,
-    )
-
-
-BACKENDS: dict[str, Callable[[Path, int], Backend]] = {"files": files_backend}
-
-
-def _register_crm_backends() -> None:
-    """The Salesforce and HubSpot backends start their fake servers; they live with their seeders."""
-    try:
-        from benchmarks.salesforce_seed import salesforce_backend
-
-        BACKENDS["salesforce"] = salesforce_backend
-    except ImportError:
-        pass
-    try:
-        from benchmarks.hubspot_seed import hubspot_backend
-
-        BACKENDS["hubspot"] = hubspot_backend
-    except ImportError:
-        pass
-
-
 def run_phase(store: Store, backend: Backend, kind: str, now: datetime) -> dict[str, Any]:
     connector = backend.make_connector()
     with PeakRss() as rss:
@@ -131,7 +85,7 @@ def run_phase(store: Store, backend: Backend, kind: str, now: datetime) -> dict[
         else sum(v for k, v in counts.items() if k.startswith("pulled_"))
     )
     calls = summary.api_calls.get("calls", {})
-    return {
+    figures: dict[str, Any] = {
         "status": summary.status,
         "records": records,
         "written": counts.get("written", 0),
@@ -140,22 +94,35 @@ def run_phase(store: Store, backend: Backend, kind: str, now: datetime) -> dict[
         "peak_rss_mb": rss.peak_mb,
         "calls": {k: calls.get(k, 0) for k in ("read", "write", "other")},
     }
+    if backend.allowed_rate:
+        # The fastest any client could go: every call at the allowed rate, nothing else taking time.
+        bound = sum(figures["calls"].values()) / backend.allowed_rate
+        figures["rate_limit_bound_s"] = round(bound, 2)
+        figures["bound_ratio"] = round(seconds / bound, 3) if bound else None
+    return figures
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    _register_crm_backends()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--crm", choices=sorted(BACKENDS), default="files")
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--database-url", default=None, help="Default: SQLite in a temporary folder.")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="Hold back every answer of the fake CRM by this many milliseconds (salesforce, hubspot).",
+    )
     args = parser.parse_args(argv)
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must be >= 0")
 
     with tempfile.TemporaryDirectory(prefix="icp-bench-") as tmp:
         workdir = Path(tmp)
         t = time.perf_counter()
-        backend = BACKENDS[args.crm](workdir, args.accounts)
+        backend = BACKENDS[args.crm](workdir, args.accounts, args.latency_ms)
         print(
             f"seeded {args.crm} with {args.accounts:,} accounts in {time.perf_counter() - t:.1f}s", flush=True
         )
@@ -186,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             backend.close()
             store.dispose()
-    result = {"crm": args.crm, "accounts": args.accounts, "phases": phases}
+    result = {"crm": args.crm, "accounts": args.accounts, "latency_ms": args.latency_ms, "phases": phases}
     print(json.dumps(result))
     return result
 

@@ -18,6 +18,8 @@ All of them pickle (Celery ships them between processes) and none carries a secr
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ConnectorError(Exception):
     """Root of every connector error."""
@@ -31,14 +33,14 @@ class ConnectorError(Exception):
         self.status = status
         self.code = code
 
-    def __reduce__(self):  # keep keyword arguments across pickling
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword arguments across pickling
         return (_rebuild, (type(self), self.message, self.__dict__.copy()))
 
     def __str__(self) -> str:
         return self.message
 
 
-def _rebuild(cls: type[ConnectorError], message: str, state: dict) -> ConnectorError:
+def _rebuild(cls: type[ConnectorError], message: str, state: dict[str, Any]) -> ConnectorError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
     err.__dict__.update(state)
@@ -57,7 +59,7 @@ class RateLimitedError(TransientError):
 
     kind = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -67,7 +69,7 @@ class QuotaExceededError(ConnectorError):
 
     kind = "quota"
 
-    def __init__(self, message: str, *, reserved: bool = False, **kw) -> None:
+    def __init__(self, message: str, *, reserved: bool = False, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.reserved = reserved
 
@@ -89,7 +91,7 @@ class MissingFieldsError(ConfigError):
 
     kind = "missing_fields"
 
-    def __init__(self, message: str, *, missing: list[str] | None = None, **kw) -> None:
+    def __init__(self, message: str, *, missing: list[str] | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.missing = list(missing or [])
 

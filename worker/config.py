@@ -14,16 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.base import OBJECT_TYPES, ObjectType
+from connectors.registry import crm_entry
 from worker.yamlfile import YamlFileError, format_loc, line_of, load_yaml
 
 CrmName = Literal["files", "salesforce", "hubspot"]
-
-#: Lead statuses that mean "dismissed", by CRM (compared case-insensitively).
-DEFAULT_DISMISSED: dict[str, list[str]] = {
-    "salesforce": ["Closed - Not Converted", "Unqualified", "Disqualified", "Nurture"],
-    "files": ["Closed - Not Converted", "Unqualified", "Disqualified", "Nurture"],
-    "hubspot": ["UNQUALIFIED", "BAD_TIMING"],
-}
 
 
 class _Strict(BaseModel):
@@ -56,15 +50,15 @@ class ScheduleConfig(_Strict):
 class ReengageConfig(_Strict):
     """Which records are stale or dismissed, and how flags and follow-up tasks are rationed."""
 
-    #: Lead statuses meaning "dismissed". Unset: the CRM's defaults (``DEFAULT_DISMISSED``).
+    #: Lead statuses meaning "dismissed". Unset: the CRM's defaults (``connectors.registry.CRMS``).
     dismissed_statuses: list[str] | None = None
-    stale_days: int = Field(90, ge=1)
+    stale_days: int = Field(default=90, ge=1)
     #: No record is flagged twice within this many days.
-    cooloff_days: int = Field(30, ge=0)
+    cooloff_days: int = Field(default=30, ge=0)
     create_tasks: bool = False
-    task_due_days: int = Field(3, ge=0)
+    task_due_days: int = Field(default=3, ge=0)
     #: At most this many follow-up tasks per owner per run (None: no cap).
-    per_owner_cap: int | None = Field(None, ge=1)
+    per_owner_cap: int | None = Field(default=None, ge=1)
 
 
 class HoldConfig(_Strict):
@@ -105,7 +99,7 @@ class ConnectionConfig(_Strict):
         if self.env_prefix is None:
             self.env_prefix = re.sub(r"[^A-Z0-9]", "_", self.name.upper()) + "_"
         if self.reengage.dismissed_statuses is None:
-            self.reengage.dismissed_statuses = list(DEFAULT_DISMISSED[self.crm])
+            self.reengage.dismissed_statuses = list(crm_entry(self.crm).dismissed_statuses)
         return self
 
     @property

@@ -35,7 +35,7 @@ def sync_connection(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        if kind != "reevaluate" and outbox.owes(store, cfg.name):
+        if kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
             first = run_sync(
                 store, cfg, connector, kind="reevaluate", now=now, progress=progress, task_id=task_id
             )

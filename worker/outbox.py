@@ -25,16 +25,21 @@ from sqlalchemy.orm import Session
 
 from worker.store.db import Store
 from worker.store.models import Connection, ReevaluationRequest, SyncRun
+from worker.store.states import RequestStatus, RunKind, RunStatus
 
 log = structlog.get_logger("worker.outbox")
 
-PENDING, QUEUED, DONE = "pending", "queued", "done"
+PENDING, QUEUED, DONE = RequestStatus.PENDING, RequestStatus.QUEUED, RequestStatus.DONE
 #: Seconds between beat's looks at the outbox.
 DISPATCH_INTERVAL = 30.0
 #: Seconds to wait for the broker before saying it is down.
 BROKER_TIMEOUT = 3.0
 #: Run statuses after which the connection was scored under the run's version.
-_SCORED = ("succeeded", "partial")
+_SCORED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+#: Runs that score and write (a dry run writes nothing, so it never settles a re-evaluation).
+SETTLING_KINDS = (RunKind.INCREMENTAL, RunKind.FULL, RunKind.REEVALUATE)
+#: Runs before which an owed re-evaluation is carried out.
+FIRST_REEVALUATE_BEFORE = (RunKind.INCREMENTAL, RunKind.FULL)
 
 
 @dataclass
@@ -88,7 +93,9 @@ def owes(store: Store, name: str) -> bool:
 
 def settle(store: Store, name: str, run_id: int, status: str, kind: str) -> int:
     """Mark ``name``'s requests done when run ``run_id`` scored it under their version or a newer one."""
-    if status not in _SCORED and not (kind == "reevaluate" and status.startswith("quota")):
+    if kind not in SETTLING_KINDS:
+        return 0
+    if status not in _SCORED and not (kind == RunKind.REEVALUATE and status.startswith("quota")):
         return 0
     with store.session() as s:
         version = s.scalar(select(SyncRun.icp_version).where(SyncRun.id == run_id))

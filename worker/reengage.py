@@ -9,6 +9,10 @@ A stale or dismissed record is flagged when its tier rises into a target tier fr
 it (an ICP revision, or its own data changed), unless it was flagged within the cool-off window or
 has open pipeline. A flag clears when the record is worked again, converts, gets open pipeline, or
 no longer fits.
+
+The backlog at adoption: on a connection's first sync no record has a previous tier, so nothing
+*rises*; with ``backlog`` on, a stale or dismissed record that already fits a target tier is flagged
+too (kind ``backlog``), under the same cool-off and per-owner cap.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from worker.store.states import FlagKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +46,10 @@ class ActiveFlag:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """``raise_kind`` is ``dismissed`` or ``stale`` when a flag is to be raised; ``clear_reason`` is set
-    when an active flag is to be cleared. Both None: nothing to do."""
+    """``raise_kind`` is ``dismissed``, ``stale`` or ``backlog`` when a flag is to be raised;
+    ``clear_reason`` is set when an active flag is to be cleared. Both None: nothing to do."""
 
-    raise_kind: str | None = None
+    raise_kind: FlagKind | None = None
     reason: str | None = None
     clear_reason: str | None = None
 
@@ -79,11 +85,13 @@ def decide(
     stale_days: int,
     cooloff_days: int,
     explanation: str | Callable[[], str],
+    backlog: bool = False,
 ) -> Decision:
     """The re-engagement decision for one record after it was (re)scored.
 
     ``explanation`` is the start of the flag's reason ("poor → best under ICP v3: employees 620 ≥ 500"),
-    or a function computing it (called only when a flag is raised).
+    or a function computing it (called only when a flag is raised). ``backlog``: the connection's first
+    sync flags a never-scored record that already fits (kind ``backlog``).
     """
     if state.object_type not in ("lead", "account"):
         return NOTHING
@@ -98,20 +106,24 @@ def decide(
         if state.last_activity is not None and state.last_activity > active_flag.raised_at.date():
             return Decision(clear_reason=f"worked again on {state.last_activity.isoformat()}")
         return NOTHING
-    if new_tier not in target_tiers or previous_tier is None or previous_tier in target_tiers:
+    if new_tier not in target_tiers or previous_tier in target_tiers:
+        return NOTHING
+    if previous_tier is None and not backlog:
         return NOTHING
     if converted or state.has_open_pipeline:
         return NOTHING
     if last_raised is not None and now - last_raised < timedelta(days=cooloff_days):
         return NOTHING
     if dismissal(state, dismissed_statuses):
-        kind = "dismissed"
+        why = FlagKind.DISMISSED
     elif staleness(state, now.date(), stale_days):
-        kind = "stale"
+        why = FlagKind.STALE
     else:
         return NOTHING
     text = explanation() if callable(explanation) else explanation
-    return Decision(raise_kind=kind, reason=f"{kind}: {text}")
+    if previous_tier is None:
+        return Decision(raise_kind=FlagKind.BACKLOG, reason=f"{FlagKind.BACKLOG} ({why}): {text}")
+    return Decision(raise_kind=why, reason=f"{why}: {text}")
 
 
 def rise_explanation(
@@ -151,10 +163,34 @@ def account_context(opportunities: Iterable[Mapping[str, Any]]) -> tuple[bool, b
     return has_open, latest_lost and not has_open, is_customer
 
 
+def record_state(
+    object_type: str,
+    status: Mapping[str, Any] | None,
+    last_activity: date | None,
+    external_id: str,
+    opportunity_statuses: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> RecordState:
+    """A lead's or account's state; an account's from its opportunities' statuses (by account id)."""
+    status = status or {}
+    has_open = latest_lost = False
+    is_customer = bool(status.get("is_customer"))
+    if object_type == "account":
+        has_open, latest_lost, won = account_context(opportunity_statuses.get(external_id, ()))
+        is_customer = is_customer or won
+    return RecordState(
+        object_type=object_type,
+        status=status,
+        last_activity=last_activity,
+        has_open_pipeline=has_open,
+        latest_opportunity_lost=latest_lost,
+        is_customer=is_customer,
+    )
+
+
 def cap_per_owner(owners: Iterable[str | None], cap: int | None) -> list[bool]:
     """For flags in order, whether each gets a task under a per-owner cap (None: all of them)."""
     counts: dict[str | None, int] = {}
-    allowed = []
+    allowed: list[bool] = []
     for owner in owners:
         counts[owner] = counts.get(owner, 0) + 1
         allowed.append(cap is None or counts[owner] <= cap)

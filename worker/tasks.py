@@ -59,7 +59,8 @@ from worker.observability import bind_task_context, clear_task_context, record_e
 from worker.ratelimit import limiter_for
 from worker.store.db import Store, get_store
 from worker.store.models import Connection, SyncRun
-from worker.sync import NoIcpError, RunSummary, ensure_connection
+from worker.store.queries import ensure_connection
+from worker.sync import NoIcpError, RunSummary
 from worker.yamlfile import YamlFileError
 
 log = structlog.get_logger("worker.tasks")

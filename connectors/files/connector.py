@@ -50,6 +50,7 @@ from connectors.files.cells import (
     parse_flag,
 )
 from connectors.files.config import FilesConfig
+from connectors.registry import CRMS
 
 #: Columns of ``tasks.csv``.
 TASK_COLUMNS = ("key", "object_type", "record_id", "owner_id", "subject", "description", "due_date")
@@ -65,7 +66,7 @@ class FilesConnector:
     """A ``connectors.base.Connector`` over CSV exports and re-import files."""
 
     crm = "files"
-    write_batch_size = 10_000
+    write_batch_size = CRMS["files"].write_batch_size
 
     def __init__(self, config: FilesConfig) -> None:
         self.config = config

@@ -11,8 +11,14 @@ Every request goes through ``HubSpotClient.call``, which
   class; urllib3's own errors (``MaxRetryError`` after its connect retries, ``ProtocolError``, timeouts:
   urllib3 never retries a POST that may have reached the server) become ``TransientError``;
 * retries transient failures with exponential backoff and jitter (tenacity) when the operation is
-  idempotent, and waits out rolling-window 429s (``TEN_SECONDLY_ROLLING``, ``SECONDLY``) as the server
-  advises; a ``DAILY`` 429 ends the run with ``QuotaExceededError``.
+  idempotent, and waits out rolling-window 429s as the server advises (``TEN_SECONDLY_ROLLING``: its
+  ``Retry-After`` or interval; ``SECONDLY``, the search limit: about a second, whatever the interval
+  header says, since that header describes the 10-second window); a ``DAILY`` 429 ends the run with
+  ``QuotaExceededError``. The wait is a ``pause`` of the shared limiter, so every request in flight in
+  this process (and, with the Redis limiter, in every worker) slows down, not only the one refused.
+
+The client is thread-safe: the connector keeps several requests in flight (``concurrency()`` threads,
+sized from the portal's rate and the latency observed here), each admitted by the same limiter.
 
 No secret is ever put into a log line or an error message: messages are built from the status,
 HubSpot's error ``category`` and its ``message`` only.
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +56,9 @@ from connectors.hubspot.ratelimit import RateLimiter, RequestPacer
 log = logging.getLogger(__name__)
 
 ROLLING_POLICIES = frozenset({"TEN_SECONDLY_ROLLING", "SECONDLY", "SECONDLY_ROLLING"})
+#: Latency assumed before the first answer is timed (seconds), and the weight of each new sample.
+DEFAULT_LATENCY = 0.3
+LATENCY_WEIGHT = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,46 @@ class Response:
     status: int
     body: Any
     headers: Mapping[str, str]
+
+
+class InvalidValuesError(PermanentError):
+    """A whole-batch 400 ``VALIDATION_ERROR`` naming property values the portal refuses.
+
+    ``problems`` holds HubSpot's per-property records (``name``, ``error`` such as ``INVALID_OPTION``,
+    ``message``), read from the JSON list in the error message: they say which value was wrong, so the
+    writer can set aside exactly the inputs that carry it instead of bisecting the batch."""
+
+    def __init__(self, message: str, *, problems: list[dict[str, Any]], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.problems = problems
+
+    def invalid_options(self) -> set[tuple[str, str]]:
+        """``(property, value)`` pairs refused as ``INVALID_OPTION`` (the value opens HubSpot's message:
+        ``platinum was not one of the allowed options: [...]``)."""
+        pairs = set()
+        for problem in self.problems:
+            text = str(problem.get("message") or "")
+            marker = text.find(" was not one of the allowed options")
+            if problem.get("error") == "INVALID_OPTION" and problem.get("name") and marker > 0:
+                pairs.add((str(problem["name"]), text[:marker]))
+        return pairs
+
+
+_PROBLEMS_PREFIX = "Property values were not valid: "
+
+
+def _problems(message: str) -> list[dict[str, Any]]:
+    """HubSpot's property-validation records from a 400 message, or an empty list."""
+    start = message.find(_PROBLEMS_PREFIX)
+    if start < 0:
+        return []
+    try:
+        problems = json.loads(message[start + len(_PROBLEMS_PREFIX) :])
+    except ValueError:
+        return []
+    if not isinstance(problems, list):
+        return []
+    return [p for p in problems if isinstance(p, dict)]
 
 
 class _Unauthorized(Exception):
@@ -156,10 +207,16 @@ def translate_api_exception(exc: Any, *, what: str) -> ConnectorError:
         return AuthError(text, status=status, code=code or "FORBIDDEN")
     if status == 0 or status >= 500 or status in (408, 423):
         return TransientError(text, status=status or None, code=code)
+    problems = _problems(str(info.get("message") or "")) if status == 400 else []
+    if problems:
+        return InvalidValuesError(text, problems=problems, status=status, code=code)
     return PermanentError(text, status=status, code=code)
 
 
 def _retry_after(headers: Any, policy: str) -> float:
+    if policy.startswith("SECONDLY"):
+        # The search limit is per second; the interval header (10,000 ms) belongs to the portal window.
+        return 1.0
     value = _header(headers, "Retry-After")
     if value:
         try:
@@ -204,6 +261,10 @@ class HubSpotClient:
         self.rate_headers: dict[str, int] = {}
         self.rate_limited_waits = 0
         self.token_refreshes = 0
+        #: Seconds per request, smoothed (the pool of requests in flight is sized from it).
+        self.latency = DEFAULT_LATENCY
+        self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
         self._refresh_token = credentials.refresh_token
         self._expires_at: float | None = None
         # urllib3 may retry only what cannot have reached the server (connects); everything else is ours.
@@ -221,6 +282,10 @@ class HubSpotClient:
         ``properties.core``, ``properties.groups``, ``pipelines``, ``associations.batch``, ``oauth.tokens``.
 
         The SDK's discovery builds a new connection pool on every attribute access; caching keeps one."""
+        with self._lock:
+            return self._api(name)
+
+    def _api(self, name: str) -> Any:
         api = self._apis.get(name)
         if api is None:
             crm = self._sdk.crm
@@ -237,6 +302,18 @@ class HubSpotClient:
             api = factories[name]()
             self._apis[name] = api
         return api
+
+    def concurrency(self) -> int:
+        """Requests to keep in flight: enough to use the portal's rate at the latency seen so far
+        (rate x latency, plus a quarter for jitter, plus one), at most ``max_concurrency``."""
+        rate = self.options.requests_per_10s * (1 - self.options.rate_headroom) / 10.0
+        wanted = math.ceil(rate * self.latency * 1.25) + 1
+        return max(1, min(self.options.max_concurrency, wanted))
+
+    def count(self, kind: str, n: int = 1) -> None:
+        """Count ``n`` requests of ``kind`` in ``usage`` (thread-safe)."""
+        with self._lock:
+            self.usage.count(kind, n)
 
     def close(self) -> None:
         """Close the cached SDK clients' connection pools."""
@@ -261,15 +338,16 @@ class HubSpotClient:
         if not self.uses_oauth:
             return
         margin = self.options.token_refresh_margin_seconds
-        if self._expires_at is None or self._clock() >= self._expires_at - margin:
-            self.refresh_access_token()
+        with self._token_lock:  # one renewal for all the threads that find the token old
+            if self._expires_at is None or self._clock() >= self._expires_at - margin:
+                self.refresh_access_token()
 
     def refresh_access_token(self) -> None:
         """Trade the refresh token for a new access token (HubSpot may rotate the refresh token)."""
         creds = self._credentials
         api = self.api("oauth.tokens")
         self.limiter.acquire("other")
-        self.usage.count("other")
+        self.count("other")
         try:
             # _preload_content=False also keeps the SDK from logging the token response at DEBUG level.
             raw = api.create_with_http_info(
@@ -345,12 +423,14 @@ class HubSpotClient:
     ) -> Response:
         self._ensure_token()
         self.limiter.acquire("search" if what.startswith("search") else kind)
-        self.usage.count(kind)
+        self.count(kind)
         try:
+            started = time.perf_counter()
             raw = op(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
             status = int(raw.status)
             headers = raw.headers
             body = self._read(raw)
+            self._observe(time.perf_counter() - started)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # MaxRetryError (urllib3 gave up connecting), ProtocolError (connection dropped), timeouts.
             raise TransientError(f"HubSpot {what}: connection failed ({type(exc).__name__})") from None
@@ -364,6 +444,10 @@ class HubSpotClient:
             raise err from None
         self._note_headers(headers)
         return Response(status, body, headers)
+
+    def _observe(self, seconds: float) -> None:
+        with self._lock:
+            self.latency += LATENCY_WEIGHT * (seconds - self.latency)
 
     def call(
         self, kind: str, what: str, op: Callable[..., Any], *args: Any, idempotent: bool = True, **kwargs: Any
@@ -397,11 +481,13 @@ class HubSpotClient:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Unauthorized):
-                self.refresh_access_token()
+                with self._token_lock:
+                    self.refresh_access_token()
                 return 0.0
             if isinstance(exc, RateLimitedError):
                 seconds = float(exc.retry_after or 1.0)
-                self.rate_limited_waits += 1
+                with self._lock:
+                    self.rate_limited_waits += 1
                 log.warning("hubspot: %s; waiting %.1fs", exc.message, seconds)
                 self.limiter.pause(seconds)
                 return 0.0  # the pacer sleeps before the next request

@@ -25,6 +25,7 @@ from connectors.hubspot.pull import Puller
 from connectors.hubspot.ratelimit import RateLimiter
 from connectors.hubspot.tasks import TaskCreator
 from connectors.hubspot.write import BatchWriter
+from connectors.registry import CRMS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class HubSpotConnector:
     """Pull, write, tasks and property install against one HubSpot portal."""
 
     crm = "hubspot"
-    write_batch_size = 100
+    write_batch_size = CRMS["hubspot"].write_batch_size
 
     def __init__(
         self,
@@ -113,7 +114,9 @@ class HubSpotConnector:
     def pull(self, object_type: ObjectType, since: str | None) -> Iterator[Page]:
         if object_type not in self._mapping_checked:
             self.check_mapping([object_type])
-        return self.puller.pull(build_mapping(object_type, self.options), since)
+        mapping = build_mapping(object_type, self.options)
+        definitions = self.properties.properties_of(mapping.hubspot_object)
+        return self.puller.pull(mapping.with_labels(definitions), since)
 
     # -- write --------------------------------------------------------------------------------------
 
@@ -147,7 +150,11 @@ class HubSpotConnector:
             self._mirror if object_type == "account" and self.options.mirror_ideal_customer_profile else None
         )
         return self.writer.write(
-            hubspot_object(object_type, self.options), updates, self.options.owned_map(), extra
+            hubspot_object(object_type, self.options),
+            updates,
+            self.options.owned_map(),
+            extra,
+            managed=(IDEAL_CUSTOMER_PROFILE,) if extra else (),
         )
 
     # -- tasks, usage -------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ Status rules (documented choices):
   reached ``opportunity``, ``customer`` or ``evangelist`` (a deal exists or was won: HubSpot's
   counterpart of a converted Salesforce lead); absent when the stage is empty.
   With the Leads object, ``lead_status`` is the lead's pipeline stage (``hs_pipeline_stage``).
+* enumeration properties read as attributes (``industry``, ``web_technologies``...) arrive as option
+  values (``COMPUTER_SOFTWARE``) and are handed on as the portal's labels (``Computer Software``), each
+  item of a multi-select (``a;b``) alike, so an ICP written with the labels HubSpot shows matches; a
+  value that is not an option stays as it is.
 * opportunity (deal): ``stage`` is the stage label, ``is_closed`` is the stage's ``isClosed`` metadata
   and ``is_won`` is closed with ``probability`` 1.0 (both from the pipelines API, read at run time).
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -116,10 +120,41 @@ class ObjectMapping:
     #: HubSpot property -> canonical attribute.
     attributes: Mapping[str, str]
     meta: tuple[str, ...]
+    #: Enumeration attribute property -> {option value: label} (see ``with_labels``).
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def properties(self) -> list[str]:
         """Every property to request, sorted (stable URLs, easy to test)."""
         return sorted({*self.attributes, *self.meta})
+
+    def with_labels(self, definitions: Mapping[str, Mapping[str, Any]]) -> ObjectMapping:
+        """This mapping reading its enumeration attributes through their options, from the portal's
+        property definitions (``GET /crm/v3/properties/{object}`` results by name)."""
+        labels: dict[str, dict[str, str]] = {}
+        for prop in self.attributes:
+            definition = definitions.get(prop) or {}
+            if definition.get("type") != "enumeration":
+                continue
+            options = {
+                str(o["value"]): str(o.get("label") or o["value"])
+                for o in definition.get("options") or ()
+                if o.get("value") not in (None, "")
+            }
+            if options:
+                labels[prop] = options
+        return replace(self, labels=labels)
+
+
+def option_labels(value: Any, options: Mapping[str, str]) -> Any:
+    """An enumeration value as its label(s): ``COMPUTER_SOFTWARE`` -> ``Computer Software``, and each
+    item of ``a;b``; values that are not options are left as they are."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value in options:
+        return options[value]
+    if ";" in value:
+        return ";".join(options.get(part, part) for part in value.split(";"))
+    return value
 
 
 def hubspot_object(object_type: ObjectType, options: HubSpotOptions) -> str:
@@ -256,7 +291,11 @@ def to_record(
 ) -> CrmRecord:
     """One HubSpot object -> ``CrmRecord`` (raw values; ``worker.normalize`` cleans them)."""
     props: Mapping[str, Any] = obj.get("properties") or {}
-    raw = {canonical: props.get(prop) for prop, canonical in mapping.attributes.items()}
+    labels = mapping.labels
+    raw = {
+        canonical: option_labels(props.get(prop), labels[prop]) if prop in labels else props.get(prop)
+        for prop, canonical in mapping.attributes.items()
+    }
     status: dict[str, Any] = {}
     lifecycle = (props.get("lifecyclestage") or "").strip().lower()
     hs = mapping.hubspot_object

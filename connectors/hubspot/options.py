@@ -92,6 +92,8 @@ class HubSpotOptions(BaseModel):
     read_timeout: float = Field(60.0, gt=0)
     #: In-run retries of a transient failure (5xx, timeout, dropped connection) per request.
     max_attempts: int = Field(5, ge=1, le=20)
+    #: Most requests in flight at once (the connector sizes its pool from the rate and the latency).
+    max_concurrency: int = Field(8, ge=1, le=32)
     #: In-run waits after a rolling-window 429 before giving up with ``RateLimitedError``.
     max_rate_limited_waits: int = Field(20, ge=0)
     #: Follow-up tasks are enabled: ``install_fields`` creates the task key property and

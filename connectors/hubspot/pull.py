@@ -11,8 +11,12 @@
   stamp (a bulk import), that stamp is walked again by ``hs_object_id`` (HubSpot does not promise an
   order among equal stamps, so the first 10,000 are re-read once and skipped: about 50 extra calls).
 
-Deals get their company from the v4 associations batch read (one request per page) and their
-closed/won state from the pipelines' stage metadata (read once per pull).
+Every search request carries ``after`` (``"0"`` on the first page), as HubSpot's OpenAPI spec requires.
+
+Deals get their company from the v4 associations batch read, one request per 1,000 deals (the read's
+limit): pages are held back until 1,000 deals are waiting (10 list pages, 5 search pages) or the pull
+ends, then handed out in order. Their closed/won state comes from the pipelines' stage metadata (read
+once per pull).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from connectors.base import CrmRecord, Page
+from connectors.base import Page
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.mapping import (
     MODSTAMP,
@@ -35,6 +39,9 @@ from connectors.hubspot.mapping import (
     to_record,
 )
 from connectors.hubspot.options import HubSpotOptions
+
+#: A page as HubSpot answered it: the objects and the cursor to store after them.
+RawPage = tuple[list[dict[str, Any]], str | None]
 
 #: HubSpot's search returns at most 10,000 results per query.
 SEARCH_CAP = 10_000
@@ -83,24 +90,43 @@ class Puller:
                     found[str(result["from"]["id"])] = account
         return found
 
-    def _records(
-        self, mapping: ObjectMapping, objects: list[dict[str, Any]], stages: dict[str, StageInfo] | None
-    ) -> list[CrmRecord]:
-        accounts: dict[str, str] = {}
-        if mapping.hubspot_object == "deals" and objects:
-            accounts = self.deal_companies([str(o["id"]) for o in objects])
-        return [to_record(o, mapping, stages=stages, account_id=accounts.get(str(o["id"]))) for o in objects]
+    def _pages(
+        self, mapping: ObjectMapping, raw: Iterator[RawPage], stages: dict[str, StageInfo] | None
+    ) -> Iterator[Page]:
+        """Raw pages -> ``Page``s; deals wait in order until 1,000 of them share one associations read."""
+        if mapping.hubspot_object != "deals":
+            for objects, cursor in raw:
+                yield Page([to_record(o, mapping) for o in objects], cursor)
+            return
+        held: list[RawPage] = []
+        waiting = 0
+        ended = False
+        while not ended:
+            try:
+                page = next(raw)
+                held.append(page)
+                waiting += len(page[0])
+            except StopIteration:
+                ended = True
+            if held and (ended or waiting >= ASSOCIATION_BATCH):
+                ids = [str(o["id"]) for objects, _ in held for o in objects]
+                accounts = self.deal_companies(ids) if ids else {}
+                for objects, cursor in held:
+                    records = [
+                        to_record(o, mapping, stages=stages, account_id=accounts.get(str(o["id"])))
+                        for o in objects
+                    ]
+                    yield Page(records, cursor)
+                held, waiting = [], 0
 
     # -- pulls --------------------------------------------------------------------------------------
 
     def pull(self, mapping: ObjectMapping, since: str | None) -> Iterator[Page]:
         stages = self.stage_index() if mapping.hubspot_object == "deals" else None
-        if since is None:
-            yield from self._full(mapping, stages)
-        else:
-            yield from self._incremental(mapping, stages, since)
+        raw = self._full(mapping) if since is None else self._incremental(mapping, since)
+        yield from self._pages(mapping, raw, stages)
 
-    def _full(self, mapping: ObjectMapping, stages: dict[str, StageInfo] | None) -> Iterator[Page]:
+    def _full(self, mapping: ObjectMapping) -> Iterator[RawPage]:
         started = format_modstamp(self.utcnow())
         api = self.client.api("objects.basic")
         properties = mapping.properties()
@@ -122,13 +148,15 @@ class Puller:
                 **kwargs,
             )
             body = answer.body or {}
-            records = self._records(mapping, body.get("results") or [], stages)
-            newest = max([newest, *(r.modstamp for r in records)])
+            objects = body.get("results") or []
+            stamps = [self._stamp_ms(o) for o in objects if self._has_stamp(o)]
+            if stamps:
+                newest = max(newest, ms_to_modstamp(max(stamps)))
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if after:
-                yield Page(records, None)
+                yield objects, None
                 continue
-            yield Page(records, min(newest, started) if newest else started)
+            yield objects, (min(newest, started) if newest else started)
             return
 
     def _search(
@@ -139,9 +167,8 @@ class Puller:
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": mapping.properties(),
             "limit": self.options.search_page_size,
+            "after": str(after),
         }
-        if after:
-            body["after"] = str(after)
         api = self.client.api("objects.search")
         answer = self.client.call(
             "read",
@@ -158,12 +185,14 @@ class Puller:
         return int(value) if value not in (None, "") else None
 
     @staticmethod
+    def _has_stamp(obj: dict[str, Any]) -> bool:
+        return bool((obj.get("properties") or {}).get(MODSTAMP) or obj.get("updatedAt"))
+
+    @staticmethod
     def _stamp_ms(obj: dict[str, Any]) -> int:
         return modstamp_to_ms(str((obj.get("properties") or {}).get(MODSTAMP) or obj.get("updatedAt") or ""))
 
-    def _incremental(
-        self, mapping: ObjectMapping, stages: dict[str, StageInfo] | None, since: str
-    ) -> Iterator[Page]:
+    def _incremental(self, mapping: ObjectMapping, since: str) -> Iterator[RawPage]:
         lower = modstamp_to_ms(since) - self.options.lookback_seconds * 1000
         handed_out: set[str] = set()  # ids already yielded at stamp == lower (after a restart)
         while True:
@@ -186,8 +215,7 @@ class Puller:
                     if not (stamp == lower and str(obj["id"]) in handed_out):
                         fresh.append(obj)
                 if fresh:
-                    records = self._records(mapping, fresh, stages)
-                    yield Page(records, records[-1].modstamp)
+                    yield fresh, ms_to_modstamp(self._stamp_ms(fresh[-1]))
                 nxt = self._next_after(body)
                 if nxt is None:
                     return
@@ -198,14 +226,12 @@ class Puller:
             assert last_ms is not None
             if last_ms == lower:
                 # 10,000 records share one stamp: walk it by id, then go on after it.
-                yield from self._single_stamp(mapping, stages, lower, handed_out | ids_at_last)
+                yield from self._single_stamp(mapping, lower, handed_out | ids_at_last)
                 lower, handed_out = lower + 1, set()
             else:
                 lower, handed_out = last_ms, ids_at_last
 
-    def _single_stamp(
-        self, mapping: ObjectMapping, stages: dict[str, StageInfo] | None, stamp: int, seen: set[str]
-    ) -> Iterator[Page]:
+    def _single_stamp(self, mapping: ObjectMapping, stamp: int, seen: set[str]) -> Iterator[RawPage]:
         cursor = ms_to_modstamp(stamp)
         above = 0  # the window's lower id bound; moves only when the window restarts
         while True:
@@ -221,7 +247,7 @@ class Puller:
                 highest = max([highest, *(int(o["id"]) for o in results)])
                 fresh = [o for o in results if str(o["id"]) not in seen]
                 if fresh:
-                    yield Page(self._records(mapping, fresh, stages), cursor)
+                    yield fresh, cursor
                 nxt = self._next_after(body)
                 if nxt is None:
                     return

@@ -65,7 +65,7 @@ class TaskCreator:
         api = self.client.api("objects.search")
         for start in range(0, len(keys), BATCH):
             chunk = list(keys[start : start + BATCH])
-            after: str | None = None
+            after = "0"  # HubSpot's spec requires ``after`` on every search request, the first too
             while True:
                 body: dict[str, Any] = {
                     "filterGroups": [
@@ -73,17 +73,17 @@ class TaskCreator:
                     ],
                     "properties": [prop],
                     "limit": 200,
+                    "after": after,
                 }
-                if after:
-                    body["after"] = after
                 answer = self.client.call("read", "search tasks", api.do_search_with_http_info, "tasks", body)
                 for task in (answer.body or {}).get("results") or ():
                     key = (task.get("properties") or {}).get(prop)
                     if key:
                         found.setdefault(key, str(task["id"]))
-                after = (((answer.body or {}).get("paging") or {}).get("next") or {}).get("after")
-                if not after:
+                following = (((answer.body or {}).get("paging") or {}).get("next") or {}).get("after")
+                if not following:
                     break
+                after = str(following)
         return found
 
     def create(self, tasks: Sequence[FollowUpTask]) -> list[TaskResult]:

@@ -20,6 +20,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.errors import ConfigError, MissingFieldsError
+from connectors.registry import CRMS
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.fields import install_owned_fields, missing_owned
 from connectors.salesforce.mapping import SOBJECT, ObjectMapping, build_mapping, missing_fields
@@ -39,7 +40,7 @@ class SalesforceConnector:
     """
 
     crm = "salesforce"
-    write_batch_size = 200
+    write_batch_size = CRMS["salesforce"].write_batch_size
 
     def __init__(self, options: SalesforceOptions, client: SalesforceClient) -> None:
         self.options = options

@@ -20,7 +20,7 @@ from connectors.errors import (
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot.client import translate_api_exception
 from connectors.hubspot.ratelimit import RequestPacer, TokenBucket
-from tests.fakes.hubspot import FakeClock, FakeHubSpot, connector_for
+from testing.hubspot import FakeClock, FakeHubSpot, connector_for
 
 
 @pytest.fixture

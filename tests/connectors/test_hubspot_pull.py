@@ -16,7 +16,7 @@ from connectors.hubspot.mapping import (
     pick_account_id,
     tier_option_map,
 )
-from tests.fakes.hubspot import FakeClock, FakeHubSpot, connector_for, iso_ms
+from testing.hubspot import FakeClock, FakeHubSpot, connector_for, iso_ms
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from connectors.base import Connector, FitUpdate, FollowUpTask
 from connectors.errors import QuotaExceededError
-from tests.fakes.hubspot import FakeClock, FakeHubSpot, connector_for
+from testing.hubspot import FakeClock, FakeHubSpot, connector_for
 
 ALL = ["account", "opportunity", "lead"]
 
@@ -109,7 +109,8 @@ def test_fields_that_are_not_owned_are_refused(fake, clock):
 
 def test_daily_quota_mid_write_keeps_partial_results(fake, clock):
     ids = fake.seed("companies", [{"name": f"c{i}"} for i in range(300)])
-    connector = installed(fake, clock)
+    # One request at a time, so that the second request is the second batch (in parallel see below).
+    connector = installed(fake, clock, max_concurrency=1)
     connector.write("account", [fit(ids[0])])  # warm up (no property reads in the middle)
 
     class Second:
@@ -132,7 +133,8 @@ def test_daily_quota_mid_write_keeps_partial_results(fake, clock):
 
 def test_transient_batch_failure_is_reported_retryable(fake, clock):
     ids = fake.seed("companies", [{"name": f"c{i}"} for i in range(150)])
-    connector = installed(fake, clock, max_attempts=2)
+    # One request at a time: both injected 503s hit the first batch (its try and its one retry).
+    connector = installed(fake, clock, max_attempts=2, max_concurrency=1)
     fake.inject("status", path="/batch/update", status=503, times=2)
     results = connector.write("account", [fit(i) for i in ids])
     assert all(r.retryable and not r.ok for r in results[:100]) and all(r.ok for r in results[100:])

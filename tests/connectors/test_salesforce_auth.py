@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.errors import AuthError, ConfigError
 from connectors.salesforce import SalesforceConnector
-from tests.fakes.salesforce import FakeSalesforce
+from testing.salesforce import FakeSalesforce
 
 CONSUMER_KEY = "3MVG9consumer-key-for-tests"
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.fakes.salesforce import FakeSalesforce, parse_soql
+from testing.salesforce import FakeSalesforce, parse_soql
 
 BASE = "https://acme.my.salesforce.com/services/data/v59.0"
 

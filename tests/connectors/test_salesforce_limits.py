@@ -9,7 +9,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 
 from connectors.errors import AuthError, QuotaExceededError, RateLimitedError, TransientError
-from tests.fakes.salesforce import FakeSalesforce, Fault
+from testing.salesforce import FakeSalesforce, Fault
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from connectors.base import CrmRecord
 from connectors.errors import ConfigError, MissingFieldsError
 from connectors.salesforce.mapping import build_mapping, missing_fields, to_crm_record
 from connectors.salesforce.pull import build_pull_query
-from tests.fakes.salesforce import FakeSalesforce
+from testing.salesforce import FakeSalesforce
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.salesforce_seed import mutate_salesforce, seed_salesforce
 from connectors.errors import MissingFieldsError
-from tests.fakes.salesforce import FakeSalesforce
+from testing.salesforce import FakeSalesforce
+from testing.salesforce_seed import mutate_salesforce, seed_salesforce
 from worker.config import ConnectionConfig, ReengageConfig
 from worker.demo.sample_crm import DEMO_SYNONYMS
 from worker.icp import versions

@@ -8,7 +8,7 @@ import pytest
 
 from connectors.base import FollowUpTask
 from connectors.salesforce.tasks import task_subject, task_token
-from tests.fakes.salesforce import FakeSalesforce
+from testing.salesforce import FakeSalesforce
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from connectors.base import FitUpdate
 from connectors.errors import ConfigError, MissingFieldsError, TransientError
 from connectors.salesforce.write import to_field_value
-from tests.fakes.salesforce import FakeSalesforce
+from testing.salesforce import FakeSalesforce
 
 
 @pytest.fixture

@@ -380,7 +380,7 @@ def test_a_scheduled_sync_runs_end_to_end_through_the_worker(stack, tmp_path):
 @pytest.mark.parametrize("outcome", ["waits", "skipped"])
 def test_two_workers_racing_for_one_connection_never_overlap(stack, outcome):
     publish_file(stack.store, ICP_V1, note="v1", author="test")
-    slow = {"app": "tests.fakes.crash_crm", "CRASH_CRM_BATCH": 25, "CRASH_CRM_WRITE_DELAY": 0.4,
+    slow = {"app": "testing.crash_crm", "CRASH_CRM_BATCH": 25, "CRASH_CRM_WRITE_DELAY": 0.4,
             "LOCK_WAIT_SECONDS": 60 if outcome == "waits" else 1}  # fmt: skip
     workers = [stack.worker("race1", **slow), stack.worker("race2", **slow)]
     for w in workers:
@@ -441,7 +441,7 @@ def test_a_worker_killed_mid_write_leaves_the_crm_as_an_uninterrupted_run_would(
 
     log, slow = tmp_path / "writes.jsonl", tmp_path / "slow"
     slow.touch()
-    crash = {"app": "tests.fakes.crash_crm", "CRASH_CRM_BATCH": 4, "CRASH_CRM_EVENTS": log,
+    crash = {"app": "testing.crash_crm", "CRASH_CRM_BATCH": 4, "CRASH_CRM_EVENTS": log,
              "LOCK_TTL_SECONDS": 2, "CRASH_CRM_WRITE_DELAY": 0.3, "CRASH_CRM_SLOW_FLAG": slow}  # fmt: skip
     if victim == "whole worker":  # Redis hands a dead worker's unacknowledged message on after this long
         crash["CELERY_VISIBILITY_TIMEOUT"] = 3
@@ -550,7 +550,7 @@ def test_no_secret_reaches_any_log_line(stack, log_format):
     db_url = stack.store.url.replace("postgres@", f"postgres:{DB_PASSWORD}@", 1)  # trust auth ignores it
     assert DB_PASSWORD in db_url
     chatty = ",".join([*SECRETS, "DATABASE_URL"])
-    worker = stack.worker("secrets", app="tests.fakes.crash_crm", LOG_FORMAT=log_format, DATABASE_URL=db_url,
+    worker = stack.worker("secrets", app="testing.crash_crm", LOG_FORMAT=log_format, DATABASE_URL=db_url,
                           CRASH_CRM_LOG_SECRETS=chatty, **SECRETS).wait_ready()  # fmt: skip
     run = stack.finished_run(enqueue_sync("acme", "full", app=stack.app))
     assert run.status == "succeeded"

@@ -13,10 +13,10 @@ from worker.config import ConnectionConfig, WorkerConfig
 from worker.demo.sample_crm import DEMO_SYNONYMS, write_sample_crm
 from worker.icp import publishing, versions
 from worker.icp.spec import IcpValidationError
+from worker.icp.versions import latest_icp
 from worker.jobs import sync_connection
 from worker.settings import Settings
 from worker.store.models import IcpVersion, ReevaluationRequest, SyncRun
-from worker.sync import latest_icp
 
 DEMO = Path(__file__).resolve().parents[2] / "worker" / "demo"
 V1 = (DEMO / "icp_v1.yaml").read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.errors import MissingFieldsError
-from tests.fakes.memory import MemoryConnector, MemoryCrm
+from testing.memory import MemoryConnector, MemoryCrm
 from worker.config import ConnectionConfig, ReengageConfig
 from worker.icp import versions
 from worker.store.models import Cursor, FitHistory, RecordFit, RecordSnapshot, ReengageFlag, SyncRun

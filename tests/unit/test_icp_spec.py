@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from worker.icp import spec as spec_module
+from worker.icp import spec_criteria as spec_module
 from worker.icp.model import Band
 from worker.icp.spec import IcpValidationError, SpecError, icp_content_hash, load_icp, parse_icp
 

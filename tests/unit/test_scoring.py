@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from worker.icp.model import Band, Criterion, Disqualifier, IcpSpec
-from worker.icp.scoring import CACHE_LIMIT, FitResult, Reason, Scorer, _BoundedCache, score
+from worker.icp.reading import BoundedCache
+from worker.icp.scoring import CACHE_LIMIT, FitResult, Reason, Scorer, score
 from worker.icp.spec import parse_icp
 
 WORKED_EXAMPLE = """\
@@ -83,18 +84,18 @@ def test_design_worked_example():
         "revenue 12M in 10M–50M: +7.5",
         "tech_stack has none of okta, salesforce: +0",
     ]
-    assert (
-        result.compact()
-        == "67 good | industry +30; employees 350 +15; country CA +14; revenue 12M +7.5; tech_stack +0"
+    assert result.compact() == (
+        "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5; "
+        "tech_stack +0"
     )
 
 
 def test_worked_example_with_missing_data_and_the_module_level_function():
     result = score(SPEC, {**ACCOUNT, "tech_stack": None, "annual_revenue": ""})
     assert (result.score, result.tier, result.coverage) == (59, "poor", 0.75)
-    assert (
-        result.compact()
-        == "59 poor | industry +30; employees 350 +15; country CA +14; missing: revenue, tech_stack"
+    assert result.compact() == (
+        "59 poor | industry Computer Software +30; employees 350 +15; country CA +14; "
+        "missing: revenue, tech_stack"
     )
     assert result.reasons[3] == Reason("revenue", 0.0, 0.0, "revenue missing", "missing")
     assert score(SPEC, ACCOUNT) == SCORER.score(ACCOUNT)
@@ -113,6 +114,7 @@ def test_reasons_json():
             "credit": 1.0,
             "points": 30.0,
             "text": "industry Computer Software: +30",
+            "value": "Computer Software",
         },
         {
             "code": "employees",
@@ -120,6 +122,7 @@ def test_reasons_json():
             "credit": 0.6,
             "points": 15.0,
             "text": "employees 350 in 200–500: +15",
+            "value": "350",
         },
     ]
 
@@ -205,9 +208,9 @@ def test_min_coverage(attributes, tier, coverage):
 def test_insufficient_data_keeps_the_score_and_reasons():
     result = SCORER.score({"industry": "Computer Software"})
     assert (result.score, result.tier, result.coverage) == (30, "insufficient_data", 0.3)
-    assert (
-        result.compact()
-        == "30 insufficient_data | industry +30; missing: employees, country, revenue, tech_stack"
+    assert result.compact() == (
+        "30 insufficient_data | industry Computer Software +30; "
+        "missing: employees, country, revenue, tech_stack"
     )
 
 
@@ -471,12 +474,19 @@ def test_compact_orders_by_points_then_missing():
 @pytest.mark.parametrize(
     ("limit", "expected"),
     [
-        (255, "67 good | industry +30; employees 350 +15; country CA +14; revenue 12M +7.5; tech_stack +0"),
-        (80, "67 good | industry +30; employees 350 +15; country CA +14; revenue 12M +7.5 …"),
-        (75, "67 good | industry +30; employees 350 +15; country CA +14; revenue 12M +7.5"),
-        (74, "67 good | industry +30; employees 350 +15; country CA +14 …"),
-        (24, "67 good | industry +30 …"),
-        (23, "67 good | industry +30"),
+        (
+            255,
+            "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5; "
+            "tech_stack +0",
+        ),
+        (
+            98,
+            "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5 …",
+        ),
+        (93, "67 good | industry Computer Software +30; employees 350 +15; country CA +14; revenue 12M +7.5"),
+        (92, "67 good | industry Computer Software +30; employees 350 +15; country CA +14 …"),
+        (42, "67 good | industry Computer Software +30 …"),
+        (41, "67 good | industry Computer Software +30"),
         (21, "67 good …"),
         (9, "67 good …"),
         (8, "67 good"),
@@ -493,7 +503,9 @@ def test_compact_cuts_at_a_reason_boundary(limit, expected):
 
 def test_compact_cuts_the_missing_list_by_whole_codes():
     result = SCORER.score({"industry": "Computer Software"})
-    assert result.compact(70) == "30 insufficient_data | industry +30; missing: employees, country …"
+    assert result.compact(88) == (
+        "30 insufficient_data | industry Computer Software +30; missing: employees, country …"
+    )
 
 
 def test_compact_of_hand_made_results():
@@ -768,7 +780,7 @@ def test_caches_stay_small_in_memory():
         result = scorer.score({"industry": long_text, "employees": 10**100 + i, "tech_stack": [long_text]})
         assert result.reasons[0].text == f"industry {i}" + "x" * 38 + "…: +0"
         assert result.reasons[1].text == "employees 1e+100 ≥ 500: +25"
-    cache = _BoundedCache()
+    cache = BoundedCache()
     assert cache.put("x" * 201, 1) == 1 and cache.put(2**200, 2) == 2 and cache.put(-(2**200), 3) == 3
     assert cache == {}
     for n in range(CACHE_LIMIT + 5):

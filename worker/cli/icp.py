@@ -19,9 +19,9 @@ from worker.icp.publishing import Outcome
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import load_icp
 from worker.icp.validation import refuse
+from worker.icp.versions import latest_icp, spec_of
 from worker.outbox import existing_store
 from worker.store.models import Connection
-from worker.sync import latest_icp, spec_of
 
 app = typer.Typer(help="Write, preview, publish and roll back ICP versions.", no_args_is_help=True)
 

@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from connectors.registry import build_connector
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
+from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag, SyncRun
-from worker.sync import ordered
 
 reengage_app = typer.Typer(help="Records flagged for re-engagement.", no_args_is_help=True)
 fields_app = typer.Typer(help="The fit fields this program owns in the CRM.", no_args_is_help=True)

@@ -47,16 +47,33 @@ YAML shape (documented with a full example in the README)::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
+#: The criterion types: defined here once; the spec parser and the scorer's compilers follow this list.
 CriterionType = Literal["categorical", "bands", "contains_any", "boolean"]
+CRITERION_TYPES: tuple[CriterionType, ...] = get_args(CriterionType)
+#: The fields (and YAML keys) each type reads besides ``key``, ``attribute``, ``weight`` and ``label``.
+CRITERION_TYPE_FIELDS: dict[CriterionType, tuple[str, ...]] = {
+    "categorical": ("values", "default"),
+    "bands": ("bands",),
+    "contains_any": ("values",),
+    "boolean": ("expected", "credit"),
+}
 
 DEFAULT_TIERS: tuple[tuple[str, int], ...] = (("best", 80), ("good", 60))
 DEFAULT_FALLBACK_TIER = "poor"
+#: Below this share of the total weight with data, a record is ``insufficient_data``.
+DEFAULT_MIN_COVERAGE = 0.5
 DISQUALIFIED = "disqualified"
 INSUFFICIENT_DATA = "insufficient_data"
 RESERVED_TIERS = frozenset({DISQUALIFIED, INSUFFICIENT_DATA})
+
+
+def default_reengage_tiers(tiers: Iterable[tuple[str, int]]) -> tuple[str, ...]:
+    """Re-engagement targets when an ICP names none: every tier above the fallback tier."""
+    return tuple(name for name, _ in tiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +98,8 @@ class Criterion:
     #: categorical and contains_any: value -> credit. Keys are matched case-insensitively
     #: (and country/region values are normalised to codes when the spec is loaded).
     values: dict[str, float] = field(default_factory=dict)
+    #: categorical and contains_any: value -> the value as written in the ICP file ("Computer Software").
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
     #: categorical: credit for a present value that is not listed.
     default: float = 0.0
     #: bands: non-overlapping, validated.
@@ -92,6 +111,10 @@ class Criterion:
     @property
     def name(self) -> str:
         return self.label or self.key
+
+    def shown(self, value: str) -> str:
+        """A listed value as the ICP file wrote it (the normalised key when unknown)."""
+        return self.labels.get(value, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +136,8 @@ class IcpSpec:
     #: Descending (tier, minimum score) pairs; a score below every threshold gets ``fallback_tier``.
     tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS
     fallback_tier: str = DEFAULT_FALLBACK_TIER
-    min_coverage: float = 0.5
-    reengage_tiers: tuple[str, ...] = ("best", "good")
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    reengage_tiers: tuple[str, ...] = default_reengage_tiers(DEFAULT_TIERS)
     description: str | None = None
 
     @property

@@ -201,9 +201,11 @@ def publish_text(
     now: datetime | None = None,
     settings: Settings | None = None,
     progress: ProgressFn | None = None,
+    broker_url: str | None = None,
 ) -> Outcome:
     """Check ``text`` (``IcpValidationError`` refuses it, nothing stored), then store it as current or,
-    when its impact calls for it and not ``yes``, as held. A current version is re-evaluated."""
+    when its impact calls for it and not ``yes``, as held. A current version is re-evaluated (queued
+    when a broker is configured; ``broker_url=""`` runs it here whatever the settings say)."""
     outcome, _ = _store_version(store, config, text, filename=filename, note=note, author=author, yes=yes,
                                 reevaluate=reevaluate, reason="publish", checks=True, now=now,
                                 settings=settings)  # fmt: skip
@@ -211,7 +213,7 @@ def publish_text(
         return approve(store, config, outcome.version.number, by=author, now=now, reevaluate=reevaluate,
                        progress=progress)  # fmt: skip
     if reevaluate and outcome.action in ("published", "unchanged"):
-        outcome.reevaluation = carry_out(store, config, progress=progress)
+        outcome.reevaluation = carry_out(store, config, progress=progress, broker_url=broker_url)
     return outcome
 
 

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from worker.icp.model import IcpSpec
 from worker.icp.spec import icp_content_hash, parse_icp
 from worker.store.models import IcpVersion
+from worker.store.states import SCORING_VERSIONS, VersionStatus
 
-PUBLISHED, HELD, APPROVED, REJECTED = "published", "held", "approved", "rejected"
+PUBLISHED, HELD = VersionStatus.PUBLISHED, VersionStatus.HELD
+APPROVED, REJECTED = VersionStatus.APPROVED, VersionStatus.REJECTED
 #: Statuses of versions that score (the newest of them is current).
-SCORING_STATUSES = (PUBLISHED, APPROVED)
+SCORING_STATUSES = SCORING_VERSIONS
 
 
 class UnknownVersionError(LookupError):
@@ -96,6 +98,16 @@ def publish(
     session.add(version)
     session.flush()
     return Published(version, spec, created=True)
+
+
+def latest_icp(session: Session) -> IcpVersion | None:
+    """The current version (None before the first publish): the newest published or approved one;
+    held and rejected versions never score."""
+    return current_version(session)
+
+
+def spec_of(version: IcpVersion) -> IcpSpec:
+    return parse_icp(version.content, f"ICP v{version.number}")
 
 
 def get_version(session: Session, number: int) -> IcpVersion:

@@ -9,8 +9,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker.reengage import RecordState, account_context
-from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
+from worker.config import ConnectionConfig
+from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
+from worker.store.states import FlagState
+
+
+def ensure_connection(session: Session, cfg: ConnectionConfig, now: datetime) -> Connection:
+    """The connection's row, created on first use; its stored config follows the file."""
+    conn = session.scalar(select(Connection).where(Connection.name == cfg.name))
+    stored = cfg.model_dump(mode="json")
+    if conn is None:
+        conn = Connection(name=cfg.name, crm=cfg.crm, config=stored, created_at=now)
+        session.add(conn)
+        session.flush()
+    elif conn.config != stored or conn.crm != cfg.crm:
+        conn.config, conn.crm = stored, cfg.crm
+    return conn
 
 
 def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, Any]:
@@ -36,8 +50,11 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
     return {row.external_id: row for row in rows}
 
 
-def opportunity_statuses(session: Session, conn_id: int, account_ids: Iterable[str]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def opportunity_statuses(
+    session: Session, conn_id: int, account_ids: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The statuses of the given accounts' opportunities, by account id."""
+    out: dict[str, list[dict[str, Any]]] = {}
     ids = list(account_ids)
     if not ids:
         return out
@@ -52,7 +69,10 @@ def opportunity_statuses(session: Session, conn_id: int, account_ids: Iterable[s
     return out
 
 
-def flags(session: Session, conn_id: int, object_type: str, ids: Iterable[str]):
+def flags(
+    session: Session, conn_id: int, object_type: str, ids: Iterable[str]
+) -> tuple[dict[str, ReengageFlag], dict[str, datetime]]:
+    """The records' active flags, and when each record was last flagged at all (for the cool-off)."""
     active: dict[str, ReengageFlag] = {}
     last_raised: dict[str, datetime] = {}
     for flag in session.scalars(
@@ -63,7 +83,7 @@ def flags(session: Session, conn_id: int, object_type: str, ids: Iterable[str]):
         )
     ):
         raised = aware(flag.raised_at)
-        if flag.state == "active":
+        if flag.state == FlagState.ACTIVE:
             active[flag.external_id] = flag
         if flag.external_id not in last_raised or raised > last_raised[flag.external_id]:
             last_raised[flag.external_id] = raised
@@ -73,20 +93,3 @@ def flags(session: Session, conn_id: int, object_type: str, ids: Iterable[str]):
 def aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def record_state(snap: Any, opp_statuses: dict[str, list[dict]]) -> RecordState:
-    status = snap.status or {}
-    has_open = latest_lost = False
-    is_customer = bool(status.get("is_customer"))
-    if snap.object_type == "account":
-        has_open, latest_lost, won = account_context(opp_statuses.get(snap.external_id, []))
-        is_customer = is_customer or won
-    return RecordState(
-        object_type=snap.object_type,
-        status=status,
-        last_activity=snap.last_activity,
-        has_open_pipeline=has_open,
-        latest_opportunity_lost=latest_lost,
-        is_customer=is_customer,
-    )

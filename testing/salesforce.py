@@ -20,9 +20,10 @@ implements the subset of the REST API the connector uses, as Salesforce document
   the daily allocation is used; ``401 INVALID_SESSION_ID`` for an unknown or expired session.
 
 Error bodies are Salesforce's: ``[{"message": ..., "errorCode": ...}]``. Faults are injectable (5xx,
-dropped connections, slow responses, session expiry, lock errors, validation errors, daily usage)
-and every request is counted by kind. Rows are kept sorted by ``(SystemModstamp, Id)`` so the
-connector's incremental query is a bisection, and stored as tuples, so 100,000+ accounts are cheap.
+dropped connections, slow responses, session expiry, lock errors, validation errors, daily usage), a
+``latency`` holds back every answer, and every request is counted by kind. Rows are kept sorted by
+``(SystemModstamp, Id)`` so the connector's incremental query is a bisection, and stored as tuples, so
+100,000+ accounts are cheap.
 
 Usage::
 
@@ -664,6 +665,8 @@ class FakeSalesforce:
         self.username, self.password, self.security_token = username, password, security_token
         self.daily_limit, self.daily_used = daily_limit, 0
         self.clock = clock or (lambda: datetime.now(UTC))
+        #: Seconds every answer is held back (network round trip and server time), in real time.
+        self.latency = 0.0
         self.lock = threading.RLock()
         self.tables: dict[str, Table] = {n: Table(n, p, f) for n, (p, f) in _standard_schemas().items()}
         self.tooling: dict[str, Table] = {
@@ -1924,8 +1927,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake: FakeSalesforce = self.server.fake  # type: ignore[attr-defined]
         headers = CaseInsensitiveDict(dict(self.headers.items()))
         response = fake.dispatch(method, self.path, headers, body)
-        if response.delay:
-            time.sleep(response.delay)
+        if response.delay or fake.latency:
+            time.sleep(response.delay + fake.latency)
         if response.drop:
             self.close_connection = True
             return

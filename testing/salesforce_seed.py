@@ -1,12 +1,11 @@
-"""Seeds the fake Salesforce for the sync benchmark (``python -m benchmarks.sync --crm salesforce``).
+"""Seeds the fake Salesforce (tests, and ``python -m benchmarks.sync --crm salesforce``).
 
-``seed_salesforce`` fills a ``tests.fakes.salesforce.FakeSalesforce`` with N accounts, about 1.5
+``seed_salesforce`` fills a ``testing.salesforce.FakeSalesforce`` with N accounts, about 1.5
 opportunities and 2 leads per account, with the messiness of a real org: the typed fields
 (NumberOfEmployees, AnnualRevenue, dates, booleans) hold clean values as Salesforce enforces, while
 free-text and unrestricted picklist fields carry what people type: "USA", "U.S." and "United States",
 "Software" and "SaaS", "n/a" and "[[unknown]]", blanks, and multi-select tech stacks "Okta;Slack".
-``salesforce_backend`` is the harness's backend: the fake started, seeded, the owned fields installed
-through the connector, and a 1% change function.
+``mutate_salesforce`` changes a share of it as a day of sales work would.
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from connectors.base import OBJECT_TYPES
-from tests.fakes.salesforce import FakeSalesforce
-from worker.demo.sample_crm import COUNTRIES, DEMO_SYNONYMS, INDUSTRIES, LEAD_STATUSES, STACK, SUFFIX, WORDS
+from testing.salesforce import FakeSalesforce
+from worker.demo.sample_crm import COUNTRIES, INDUSTRIES, LEAD_STATUSES, STACK, SUFFIX, WORDS
 
 OPEN_STAGES = ["Prospecting", "Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review"]
 ACCOUNT_TYPES = ["Prospect", "Prospect", "Other", None, "Partner"]
@@ -188,38 +185,3 @@ def mutate_salesforce(fake: FakeSalesforce, *, share: float = 0.01, rng_seed: in
         fake.modify(sobject, changes)
         changed += len(changes)
     return changed
-
-
-def salesforce_backend(workdir: Path, accounts: int) -> Any:
-    """The benchmark harness's Salesforce backend (``benchmarks.sync.Backend``)."""
-    from benchmarks.sync import Backend
-    from connectors.salesforce import SalesforceConnector
-    from worker.config import ConnectionConfig
-
-    fake = FakeSalesforce().start()
-    seed_salesforce(fake, accounts, rng_seed=7)
-    options: dict[str, Any] = {
-        "auth": "password",
-        "fields": {"account": {"Tech_Stack__c": "tech_stack"}, "lead": {"Tech_Stack__c": "tech_stack"}},
-        "customer_field": "Type",
-    }
-    cfg = ConnectionConfig(
-        name="bench-sf", crm="salesforce", options=options, industry_synonyms=DEMO_SYNONYMS
-    )
-    env = fake.env(cfg.env_prefix or "", "password")
-
-    def make_connector() -> SalesforceConnector:
-        return SalesforceConnector.from_config(
-            options, env_prefix=cfg.env_prefix or "", env=env, session=fake.session()
-        )
-
-    installer = make_connector()
-    installer.install_fields(list(OBJECT_TYPES))
-    installer.close()
-    fake.reset_counts()
-    return Backend(
-        connection=cfg,
-        make_connector=make_connector,
-        change_one_percent=lambda: mutate_salesforce(fake, share=0.01, rng_seed=11),
-        close=fake.stop,
-    )

@@ -1,13 +1,9 @@
-"""Fills the fake HubSpot (``tests.fakes.hubspot``) with a messy portal, and the HubSpot backend of
-``python -m benchmarks.sync --crm hubspot``.
+"""Fills the fake HubSpot (``testing.hubspot``) with a messy portal (tests and ``benchmarks.sync``).
 
 ``seed_hubspot(fake, accounts, rng_seed)`` inserts N companies, about 1.5 deals and 2 contacts per
 company, deal->company associations (primary plus unlabeled, as HubSpot stores them), and the kind of
 values real portals hold: industries and countries spelled several ways, employee counts as "1,200",
 revenue as "12000000" or blank, multi-select tech stacks as "a;b", blanks, "n/a" and "[[unknown]]".
-
-The benchmark runs the fake and the connector on one ``FakeClock``: pacing at the configured rate costs
-no wall time, and ``clock.slept`` is how long a real portal would have made the run wait.
 """
 
 from __future__ import annotations
@@ -15,12 +11,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from connectors.hubspot.ratelimit import RequestPacer
-from tests.fakes.hubspot import DEAL_STAGES, LEAD_STATUS, FakeClock, FakeHubSpot, connector_for
-from worker.demo.sample_crm import COUNTRIES, DEMO_SYNONYMS, INDUSTRIES, STACK
+from testing.hubspot import DEAL_STAGES, LEAD_STATUS, FakeClock, FakeHubSpot
+from worker.demo.sample_crm import COUNTRIES, INDUSTRIES, STACK
 
 WORDS = [
     "Acme",
@@ -182,28 +176,3 @@ def change_share(fake: FakeHubSpot, clock: FakeClock, share: float, rng_seed: in
     for rid in chosen:
         fake.modify("companies", rid, {"numberofemployees": str(rng.randint(500, 5000))})
     return len(chosen)
-
-
-def hubspot_backend(workdir: Path, accounts: int) -> Any:
-    """The ``--crm hubspot`` backend of ``benchmarks.sync``: a seeded fake on a shared fake clock."""
-    from benchmarks.sync import Backend
-    from worker.config import ConnectionConfig
-
-    clock = FakeClock()
-    fake = FakeHubSpot(clock=clock).start()
-    seed_hubspot(fake, accounts, rng_seed=7)
-    options = {"host": fake.url, "mirror_ideal_customer_profile": True}
-    # One pacer for every connector of the run: they share the portal's window (as the Redis limiter will).
-    pacer = RequestPacer(100, 5, clock=clock.monotonic, sleep=clock.sleep)
-
-    def make() -> Any:
-        return connector_for(fake, clock, env_prefix="BENCH_", limiter=pacer, **options)
-
-    make().install_fields(["account", "opportunity", "lead"])
-    cfg = ConnectionConfig(name="bench", crm="hubspot", options=options, industry_synonyms=DEMO_SYNONYMS)
-    return Backend(
-        connection=cfg,
-        make_connector=make,
-        change_one_percent=lambda: change_share(fake, clock, 0.01),
-        close=fake.stop,
-    )

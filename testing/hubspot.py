@@ -19,7 +19,7 @@ implements the subset the connector uses and enforces the limits that shape a re
   search, answered with HubSpot's 429 body (``errorType: RATE_LIMIT``, ``policyName``) and the
   ``X-HubSpot-RateLimit-*`` and ``Retry-After`` headers; a daily allowance (``policyName: DAILY``).
 * Injectable faults (``inject``): 5xx, a dropped connection, an expired token, rolling or DAILY 429s,
-  delays.
+  delays; ``latency`` (seconds) holds back every answer, as a real round trip would.
 * Counting: ``calls[kind]`` and ``calls[f"{kind}:{object}"]`` for accepted requests, ``rejected[...]``
   for 429s, ``statuses`` by HTTP status.
 
@@ -81,6 +81,19 @@ LEAD_STATUS = [
     "ATTEMPTED_TO_CONTACT",
     "CONNECTED",
     "BAD_TIMING",
+]
+#: Some of the options of HubSpot's standard ``industry`` enumeration (value, label).
+INDUSTRY_OPTIONS = [
+    ("COMPUTER_SOFTWARE", "Computer Software"),
+    ("INFORMATION_TECHNOLOGY_AND_SERVICES", "Information Technology and Services"),
+    ("INTERNET", "Internet"),
+    ("COMPUTER_HARDWARE", "Computer Hardware"),
+    ("FINANCIAL_SERVICES", "Financial Services"),
+    ("HOSPITAL_HEALTH_CARE", "Hospital & Health Care"),
+    ("MARKETING_AND_ADVERTISING", "Marketing and Advertising"),
+    ("MANAGEMENT_CONSULTING", "Management Consulting"),
+    ("RETAIL", "Retail"),
+    ("TELECOMMUNICATIONS", "Telecommunications"),
 ]
 DEAL_STAGES = [
     ("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
@@ -177,7 +190,8 @@ def default_schema() -> dict[str, dict[str, dict[str, Any]]]:
         _prop("notes_last_updated", "datetime", "date", read_only=True),
         _prop("hs_last_sales_activity_timestamp", "datetime", "date", read_only=True),
     ]
-    firmo = [_prop("industry"), _prop("annualrevenue", "number", "number"), _prop("country"), _prop("state")]
+    industry = _prop("industry", "enumeration", "select", options=INDUSTRY_OPTIONS)
+    firmo = [industry, _prop("annualrevenue", "number", "number"), _prop("country"), _prop("state")]
     schema = {
         "companies": [
             *common,
@@ -344,6 +358,11 @@ class FakeHubSpot:
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
         self.token_ttl = token_ttl
         self.enum_errors = enum_errors
+        #: Seconds every answer is held back (network round trip and server time), in real time.
+        self.latency = 0.0
+        #: Requests being served right now, and the most seen at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.RLock()
         self.stores = {name: ObjectStore(name) for name in OBJECTS}
         self.schema = default_schema()
@@ -545,8 +564,9 @@ class FakeHubSpot:
             "policyName": policy,
             "groupName": "api-calls" if policy != "SECONDLY" else "search-api",
         }
-        if policy != "DAILY":
+        if policy == "TEN_SECONDLY_ROLLING":
             headers = {**headers, "Retry-After": str(max(1, int(retry_after + 0.999)))}
+        # A SECONDLY (search) 429 has no Retry-After; its interval header is the 10-second window's.
         return ApiError(429, body, headers)
 
     def _admit(self, kind: str) -> dict[str, str]:
@@ -823,6 +843,8 @@ class FakeHubSpot:
         limit = int(body.get("limit") or 10)
         if limit > 200 or limit < 1:
             raise _error(400, f"limit must be between 1 and 200 (got {limit})")
+        if "after" not in body:  # required by the OpenAPI spec of PublicObjectSearchRequest
+            raise _error(400, "Invalid input JSON on line 1: missing required field 'after'")
         after = int(body.get("after") or 0)
         if after >= SEARCH_CAP:
             raise _error(
@@ -1225,7 +1247,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        outcome = self.owner.handle(self.command, self.path, self.headers, raw)
+        owner = self.owner
+        with owner.lock:
+            owner.in_flight += 1
+            owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+        try:
+            if owner.latency > 0:
+                time.sleep(owner.latency)
+            outcome = owner.handle(self.command, self.path, self.headers, raw)
+        finally:
+            with owner.lock:
+                owner.in_flight -= 1
         if outcome is None:
             self.close_connection = True
             with contextlib.suppress(OSError):

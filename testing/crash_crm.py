@@ -1,7 +1,7 @@
 """A CRM for tests that kill and race worker processes: the files connector (CSV on disk, so every process
 sees the same CRM), made slow and observable on write.
 
-Start a worker with ``celery -A tests.fakes.crash_crm worker ...``: the app is ``worker.celery_app``'s,
+Start a worker with ``celery -A testing.crash_crm worker ...``: the app is ``worker.celery_app``'s,
 with ``worker.jobs.build_connector`` wrapped so that every ``crm: files`` connection gets a
 ``SlowFilesConnector``. The environment of the worker process controls it:
 

@@ -1,0 +1,211 @@
+"""The run: its record in ``sync_runs`` and the order of the phases."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+
+from connectors.base import Connector
+from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
+from worker.config import ConnectionConfig
+from worker.evaluate import Policy, policy_for
+from worker.icp.scoring import Scorer
+from worker.icp.versions import latest_icp, spec_of
+from worker.store.db import Store
+from worker.store.models import IcpVersion, SyncRun
+from worker.store.queries import ensure_connection
+from worker.store.states import SYNC_KINDS, RunKind, RunStatus
+from worker.sync.counts import RunCounts
+from worker.sync.followups import create_followups
+from worker.sync.pull import pull_object
+from worker.sync.score import ScoringContext, score_object
+from worker.sync.tables import ProgressFn
+from worker.sync.write import write_object
+
+# The name ``worker.observability`` lifts the run id from (see ``lift_run_id``).
+log = structlog.get_logger("worker.sync")
+
+__all__ = ["NoIcpError", "ProgressFn", "RunSummary", "run_sync", "utcnow"]
+
+
+class NoIcpError(RuntimeError):
+    """No ICP version is published yet."""
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    connection: str
+    kind: str
+    status: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    api_calls: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Run:
+    """One run in progress: its ids, what it counted, how long each phase took."""
+
+    run_id: int
+    conn_id: int
+    version: IcpVersion | None
+    counts: RunCounts = field(default_factory=RunCounts)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, name: str, started: float) -> float:
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+        return time.perf_counter()
+
+
+def start_run(store: Store, cfg: ConnectionConfig, kind: str, now: datetime, task_id: str | None) -> _Run:
+    """The run's row (``running``) under the latest ICP version; the connection's row follows the file."""
+    with store.session() as s:
+        conn = ensure_connection(s, cfg, now)
+        version = latest_icp(s)
+        run = SyncRun(
+            connection_id=conn.id,
+            kind=kind,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            task_id=task_id,
+            icp_version=version.number if version else None,
+            counts={},
+            api_calls={},
+            timings={},
+        )
+        s.add(run)
+        s.flush()
+        return _Run(run.id, conn.id, version)
+
+
+def finish_run(store: Store, run: _Run, summary: RunSummary) -> None:
+    with store.session() as s:
+        s.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run.run_id)
+            .values(
+                status=summary.status,
+                counts=summary.counts,
+                api_calls=summary.api_calls,
+                timings=summary.timings,
+                error=summary.error,
+                finished_at=utcnow(),
+            )
+        )
+
+
+def check_owned_fields(cfg: ConnectionConfig, connector: Connector, policy: Policy) -> None:
+    missing = connector.check_fields(policy.objects)
+    if missing:
+        raise MissingFieldsError(
+            "owned fields are missing, so nothing will be written: "
+            + ", ".join(missing)
+            + f". Run `icp-worker fields install --connection {cfg.name}`.",
+            missing=missing,
+        )
+
+
+def run_phases(
+    store: Store,
+    cfg: ConnectionConfig,
+    connector: Connector,
+    run: _Run,
+    kind: str,
+    now: datetime,
+    progress: ProgressFn | None,
+) -> RunStatus:
+    """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went."""
+    if run.version is None:
+        raise NoIcpError("no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first")
+    spec = spec_of(run.version)
+    policy = policy_for(cfg, spec, run.version.number)
+    ctx = ScoringContext(run.conn_id, cfg, policy, Scorer(spec), now, run.run_id)
+    counts = run.counts
+    if kind != RunKind.REEVALUATE:
+        check_owned_fields(cfg, connector, policy)
+        t = time.perf_counter()
+        for obj in policy.objects:
+            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
+                        now=now, counts=counts, progress=progress)  # fmt: skip
+        run.timed("pull", t)
+    t = time.perf_counter()
+    for obj in policy.objects:
+        score_object(store, ctx, obj, counts, progress)
+    t = run.timed("score", t)
+    for obj in policy.objects:
+        write_object(store, run.conn_id, obj, connector, counts, now, progress)
+    t = run.timed("write", t)
+    if cfg.reengage.create_tasks:
+        create_followups(store, run.conn_id, cfg, connector, counts, now)
+        run.timed("tasks", t)
+    return RunStatus.PARTIAL if counts.write_errors or counts.task_errors else RunStatus.SUCCEEDED
+
+
+def run_sync(
+    store: Store,
+    cfg: ConnectionConfig,
+    connector: Connector,
+    *,
+    kind: str = RunKind.INCREMENTAL,
+    now: datetime | None = None,
+    progress: ProgressFn | None = None,
+    task_id: str | None = None,
+) -> RunSummary:
+    """One run for one connection. ``kind``: ``incremental``, ``full`` or ``reevaluate`` (no pull:
+    re-score from snapshots under the latest ICP and write what changed).
+
+    A daily quota reached ends the run cleanly (status ``quota_reserved`` / ``quota_exceeded``) and the
+    next run resumes from its cursor. Other connector errors fail the run and are re-raised.
+    """
+    if kind not in SYNC_KINDS:
+        raise ValueError(f"unknown sync kind {kind!r}")
+    now = now or utcnow()
+    run = start_run(store, cfg, kind, now, task_id)
+    summary = RunSummary(run_id=run.run_id, connection=cfg.name, kind=kind, status=RunStatus.RUNNING)
+    clock = time.perf_counter()
+    bound = log.bind(run_id=run.run_id, connection=cfg.name, kind=kind)
+    # Every log line of this run (connectors, SDKs) carries its id.
+    structlog.contextvars.bind_contextvars(run_id=run.run_id)
+    bound.info("run.started", icp_version=run.version.number if run.version else None)
+    try:
+        summary.status = run_phases(store, cfg, connector, run, kind, now, progress)
+    except QuotaExceededError as exc:
+        summary.status = RunStatus.QUOTA_RESERVED if exc.reserved else RunStatus.QUOTA_EXCEEDED
+        summary.error = str(exc)
+        bound.warning("run.quota", status=summary.status, error=summary.error)
+    except (ConnectorError, NoIcpError) as exc:
+        summary.status, summary.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        bound.error("run.failed", error=summary.error, transient=getattr(exc, "transient", False))
+        raise
+    except BaseException as exc:
+        summary.status, summary.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        bound.error("run.failed", error=summary.error)
+        raise
+    finally:
+        run.timings["total"] = round(time.perf_counter() - clock, 3)
+        summary.counts, summary.timings = run.counts.as_dict(), run.timings
+        try:
+            summary.api_calls = connector.usage().as_dict()
+        except Exception:  # noqa: BLE001 - usage is informative; never mask the run's own outcome
+            summary.api_calls = {}
+        finish_run(store, run, summary)
+        bound.info(
+            "run.finished",
+            status=summary.status,
+            counts=summary.counts,
+            seconds=run.timings["total"],
+            api_calls=summary.api_calls.get("calls"),
+        )
+        structlog.contextvars.unbind_contextvars("run_id")
+    return summary

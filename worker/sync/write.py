@@ -1,0 +1,117 @@
+"""Write: pending (and previously failed) records go to the CRM in the connector's batch size; each
+batch's per-record results commit right after the CRM answers (a crash re-sends at most the one batch
+in flight)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+
+from connectors.base import Connector, FitUpdate, ObjectType
+from worker.store import queries
+from worker.store.db import Store
+from worker.store.models import RecordFit, RecordSnapshot
+from worker.store.states import WriteStatus
+from worker.sync.counts import RunCounts
+from worker.sync.tables import FIT, ProgressFn
+
+#: Pending fits read per query in the write phase (then sent in the connector's batch size).
+WRITE_READ_CHUNK = 2000
+
+
+def write_object(
+    store: Store,
+    conn_id: int,
+    object_type: ObjectType,
+    connector: Connector,
+    counts: RunCounts,
+    now: datetime,
+    progress: ProgressFn | None,
+) -> None:
+    """Send every pending (or previously failed) record once, in the connector's batch size.
+
+    Last run's failures go first, then the pending records: a record failing now is marked ``error``
+    and not tried again in this run. One status per query keeps the index scan in key order (an
+    ``IN`` over both statuses makes SQLite sort every remaining row, once per query).
+    """
+    batch = max(1, int(connector.write_batch_size))
+    for status in (WriteStatus.ERROR, WriteStatus.PENDING):
+        last_id = 0
+        while True:
+            with store.session() as s:
+                rows = s.execute(
+                    select(
+                        RecordFit.snapshot_id,
+                        RecordSnapshot.external_id,
+                        RecordFit.desired,
+                        RecordFit.scored_at,
+                    )
+                    .join(RecordSnapshot, RecordSnapshot.id == RecordFit.snapshot_id)
+                    .where(
+                        RecordFit.write_status == status,
+                        RecordFit.snapshot_id > last_id,
+                        RecordSnapshot.connection_id == conn_id,
+                        RecordSnapshot.object_type == object_type,
+                    )
+                    .order_by(RecordFit.snapshot_id)
+                    .limit(max(batch, WRITE_READ_CHUNK))
+                ).all()
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            for start in range(0, len(rows), batch):
+                write_batch(store, object_type, connector, rows[start : start + batch], counts, now)
+                if progress:
+                    progress(f"write:{object_type}", len(rows[start : start + batch]))
+
+
+def write_batch(
+    store: Store,
+    object_type: ObjectType,
+    connector: Connector,
+    rows: Sequence[Any],
+    counts: RunCounts,
+    now: datetime,
+) -> None:
+    """One write request and its per-record results, committed as soon as the CRM answers."""
+    updates = [
+        FitUpdate(ext, {**desired, "scored_at": queries.aware(scored_at).isoformat(timespec="seconds")})
+        for _, ext, desired, scored_at in rows
+    ]
+    results = connector.write(object_type, updates)
+    by_id = {r.external_id: r for r in results}
+    ok_rows: list[dict[str, Any]] = []
+    failed_rows: list[tuple[int, str]] = []
+    for snapshot_id, ext, desired, _ in rows:
+        res = by_id.get(ext)
+        if res is not None and res.ok:
+            ok_rows.append(
+                {
+                    "b_id": snapshot_id,
+                    "written": desired,
+                    "written_at": now,
+                    "write_status": WriteStatus.OK,
+                    "write_error": None,
+                }
+            )
+        else:
+            error = "no result from the CRM" if res is None else f"{res.error_code}: {res.error_message}"
+            failed_rows.append((snapshot_id, error[:2000]))
+    with store.session() as s:
+        if ok_rows:
+            s.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), ok_rows)
+        for snapshot_id, error in failed_rows:
+            s.execute(
+                update(RecordFit)
+                .where(RecordFit.snapshot_id == snapshot_id)
+                .values(
+                    write_status=WriteStatus.ERROR,
+                    write_error=error,
+                    write_attempts=RecordFit.write_attempts + 1,
+                )
+            )
+    counts.written += len(ok_rows)
+    counts.write_errors += len(failed_rows)
