@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from connectors.base import OBJECT_TYPES, ObjectType
 from connectors.registry import crm_entry
-from worker.yamlfile import YamlFileError, format_loc, line_of, load_yaml
+from worker.config_checks import connection_problems
+from worker.yamlfile import YamlFileError, format_loc, line_of, load_yaml, read_text
 
 CrmName = Literal["files", "salesforce", "hubspot"]
 
@@ -27,15 +28,9 @@ class _Strict(BaseModel):
 class ScheduleConfig(_Strict):
     """When beat runs the incremental sync: a five-field cron expression in the connection's time zone."""
 
+    #: Checked when the file is loaded (``worker.config_checks.schedule_problems``).
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
-
-    @field_validator("cron")
-    @classmethod
-    def _five_fields(cls, v: str) -> str:
-        if len(v.split()) != 5:
-            raise ValueError("must have five fields: minute hour day-of-month month day-of-week")
-        return v
 
     @field_validator("timezone")
     @classmethod
@@ -83,9 +78,9 @@ class ConnectionConfig(_Strict):
     industry_synonyms: dict[str, str] = Field(default_factory=dict)
     #: Kind of custom attributes: text, number, integer, set, country, boolean, date.
     attribute_kinds: dict[str, str] = Field(default_factory=dict)
-    reengage: ReengageConfig = Field(default_factory=ReengageConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    hold: HoldConfig = Field(default_factory=HoldConfig)
+    reengage: ReengageConfig = Field(default_factory=lambda: ReengageConfig.model_validate({}))
+    schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig.model_validate({}))
+    hold: HoldConfig = Field(default_factory=lambda: HoldConfig.model_validate({}))
 
     @field_validator("name")
     @classmethod
@@ -127,23 +122,62 @@ class WorkerConfig(_Strict):
         raise KeyError(f"no connection named {name!r} (configured: {known})")
 
 
-def parse_config(text: str, filename: str = "icp-worker.yaml") -> WorkerConfig:
+def _env_prefix(conn: Any) -> str:
+    """The env prefix a raw connection entry will get (its own, or its name in upper case plus ``_``)."""
+    if not isinstance(conn, dict):
+        return ""
+    if isinstance(conn.get("env_prefix"), str):
+        return str(conn["env_prefix"])
+    return re.sub(r"[^A-Z0-9]", "_", str(conn.get("name", "")).upper()) + "_"
+
+
+def parse_config(text: str, filename: str = "icp-worker.yaml", base_dir: Path | None = None) -> WorkerConfig:
+    """Validate a connections file completely: its shape, each CRM's options, schedules, attribute kinds,
+    and no secret written inline. Every problem is reported at once, as ``file:line field: message``.
+    Relative paths of files connections resolve against ``base_dir`` (the file's folder)."""
     doc = load_yaml(text, filename)
     if doc is None:
         return WorkerConfig()
+    found: dict[tuple[Any, ...], str] = {}
+    entries = doc.get("connections") if isinstance(doc, dict) else None
+    for i, conn in enumerate(entries if isinstance(entries, list) else []):
+        for loc, message in connection_problems(conn, ("connections", i), _env_prefix(conn)):
+            found.setdefault(loc, message)
+    config: WorkerConfig | None = None
     try:
-        return WorkerConfig.model_validate(doc)
+        config = WorkerConfig.model_validate(doc)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
-            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-            problems.append(f"{filename}:{line_of(doc, loc)} {format_loc(loc) or '(top)'}: {err['msg']}")
-        raise YamlFileError(problems) from None
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            found.setdefault(loc, err["msg"].removeprefix("Value error, "))
+    if found:
+        ordered = sorted(found.items(), key=lambda item: line_of(doc, list(item[0])))
+        raise YamlFileError(
+            [
+                f"{filename}:{line_of(doc, list(loc))} {format_loc(list(loc)) or '(top)'}: {msg}"
+                for loc, msg in ordered
+            ]
+        )
+    assert config is not None
+    if base_dir is not None:
+        for c in config.connections:
+            _resolve_paths(c, base_dir)
+    return config
+
+
+#: Options of each CRM that are paths (resolved against the connections file's folder).
+PATH_OPTIONS: dict[str, tuple[str, ...]] = {"files": ("path", "out")}
+
+
+def _resolve_paths(conn: ConnectionConfig, base_dir: Path) -> None:
+    for key in PATH_OPTIONS.get(conn.crm, ()):
+        value = conn.options.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            conn.options[key] = str(base_dir / value)
+        elif isinstance(value, str) and value.startswith("~"):
+            conn.options[key] = str(Path(value).expanduser())
 
 
 def load_config(path: Path) -> WorkerConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise YamlFileError([f"{path}: cannot read ({exc.strerror})"]) from None
-    return parse_config(text, str(path))
+    """Read and check a connections file (see ``parse_config``); relative paths in it are relative to it."""
+    return parse_config(read_text(path), str(path), base_dir=path.expanduser().absolute().parent)

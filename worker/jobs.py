@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from connectors.registry import build_connector
-from worker import outbox
+from worker import outbox, yamlfile
 from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp import versions
 from worker.store.db import Store
+from worker.store.states import RunKind
 from worker.sync import ProgressFn, RunSummary, run_sync
 
 
@@ -20,7 +21,7 @@ def sync_connection(
     store: Store,
     cfg: ConnectionConfig,
     *,
-    kind: str = "incremental",
+    kind: str = RunKind.INCREMENTAL,
     progress: ProgressFn | None = None,
     task_id: str | None = None,
     now: datetime | None = None,
@@ -52,7 +53,7 @@ def reevaluate_all(
 ) -> list[RunSummary]:
     """Re-score every configured connection from its snapshots (no CRM read) and write what changed."""
     return [
-        sync_connection(store, cfg, kind="reevaluate", progress=progress, now=now)
+        sync_connection(store, cfg, kind=RunKind.REEVALUATE, progress=progress, now=now)
         for cfg in config.connections
     ]
 
@@ -62,6 +63,6 @@ def publish_file(
 ) -> versions.Published:
     """Store ``path`` as the next current version, with no check against the connections, no hold and
     no re-evaluation (tests, the demo's first version): ``worker.icp.publishing`` does all of that."""
-    text = path.read_text(encoding="utf-8")
+    text = yamlfile.read_text(path)  # not UTF-8, or over the size limit: YamlFileError naming the line
     with store.session() as s:
         return versions.publish(s, text, filename=str(path), author=author, note=note, now=now)

@@ -37,6 +37,7 @@ import structlog
 from pydantic import SecretStr
 
 from connectors import errors as connector_errors
+from worker.store.states import RunStatus
 
 #: Environment variables whose names end like this hold secrets.
 SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_PASSWORD", "_KEY", "_PRIVATE_KEY", "_SESSION_ID")
@@ -390,7 +391,7 @@ def record_run(
         if n:
             m.api_calls.labels(crm, kind).inc(n)
     status = summary.status
-    if status == "failed":
+    if status == RunStatus.FAILED:
         m.errors.labels(conn, error_kind_hint or error_kind(summary.error)).inc()
     elif status.startswith("quota"):
         m.errors.labels(conn, "quota").inc()
@@ -398,7 +399,7 @@ def record_run(
     seconds = (summary.timings or {}).get("total")
     if seconds is not None:
         m.duration.labels(conn, summary.kind, status).observe(seconds)
-    if status in ("succeeded", "partial"):
+    if status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
         m.last_success.labels(conn).set(finished_at or time.time())
 
 

@@ -32,6 +32,7 @@ from celery.beat import PersistentScheduler
 from celery.schedules import BaseSchedule, schedstate
 
 from worker.config import ConnectionConfig, WorkerConfig
+from worker.store.states import RunKind
 
 _MONTHS = {
     name: i
@@ -237,7 +238,7 @@ def build_beat_schedule(config: WorkerConfig) -> dict[str, dict[str, Any]]:
         entries[entry_name(c.name)] = {
             "task": "icp.sync_connection",
             "schedule": schedule,
-            "args": (c.name, "incremental"),
+            "args": (c.name, RunKind.INCREMENTAL.value),
             "options": {"queue": "sync", "expires": SYNC_EXPIRES_SECONDS},
         }
     if problems:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     icp_hold_writes: int | None = Field(default=None, ge=0)
     #: Who publishes, approves and rejects ICP versions (``--author``/``--by`` win). Unset: the OS user.
     icp_worker_user: str | None = None
+    #: Seconds to wait for PostgreSQL, the broker or Redis to accept a connection before giving up.
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Largest ICP or connections file read, in bytes (YAML beyond it is refused before parsing).
+    yaml_max_bytes: int = Field(default=1_000_000, ge=1)
 
     @field_validator("log_format")
     @classmethod

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from connectors.errors import ConnectorError, RateLimitedError
@@ -58,14 +58,16 @@ from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.observability import bind_task_context, clear_task_context, record_error, record_run
 from worker.ratelimit import limiter_for
 from worker.store.db import Store, get_store
-from worker.store.models import Connection, SyncRun
+from worker.store.models import SyncRun
 from worker.store.queries import ensure_connection
+from worker.store.states import SYNC_KINDS, RunKind, RunStatus
 from worker.sync import NoIcpError, RunSummary
+from worker.sync.run import close_abandoned_runs
 from worker.yamlfile import YamlFileError
 
 log = structlog.get_logger("worker.tasks")
 
-KINDS = ("incremental", "full", "reevaluate")
+KINDS = SYNC_KINDS
 #: A message redelivered more often than this because its worker died is not run again: something in
 #: the run kills workers (memory?), and redelivering it forever would take every worker down in turn.
 MAX_REDELIVERIES = 3
@@ -188,26 +190,6 @@ def count_redelivery(task_id: str, redis_url: str | None, prefix: str) -> int:
     return count
 
 
-def close_abandoned_runs(store: Store, cfg: ConnectionConfig) -> int:
-    """Mark the connection's ``running`` runs as failed. Call only while holding its lock: a run that is
-    really running holds the lock, so any other ``running`` row belongs to a worker that died."""
-    now = datetime.now(UTC)
-    with store.session() as s:
-        conn_id = s.scalar(select(Connection.id).where(Connection.name == cfg.name))
-        if conn_id is None:
-            return 0
-        result = s.execute(
-            update(SyncRun)
-            .where(SyncRun.connection_id == conn_id, SyncRun.status == "running")
-            .values(
-                status="failed",
-                finished_at=now,
-                error="abandoned: the worker running it stopped (killed or lost); the next run resumed",
-            )
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-
 def _failed_run_summary(store: Store, name: str, kind: str, task_id: str | None) -> RunSummary | None:
     """The run a failed task recorded (run_sync re-raises, so the task never sees its summary)."""
     if not task_id:
@@ -283,7 +265,7 @@ def run_connection_task(task: Any, name: str, kind: str, lock_waits: int = 0) ->
                 task_id=request.id,
                 kind=kind,
             ):
-                abandoned = close_abandoned_runs(store, cfg)
+                abandoned = close_abandoned_runs(store, cfg.name)
                 if abandoned:
                     log.warning(
                         "sync.resuming",
@@ -338,9 +320,15 @@ def _wait_or_skip(
             max_retries=task.request.retries + 1,
         )
     reason = f"skipped after waiting {waited:.0f}s: {busy}"
-    run_id = record_unrun(store, cfg, kind, task.request.id, "skipped", reason)
+    run_id = record_unrun(store, cfg, kind, task.request.id, RunStatus.SKIPPED, reason)
     log.warning("sync.skipped", run_id=run_id, reason=reason, holder=busy.holder.get("task_id"))
-    return {"run_id": run_id, "connection": cfg.name, "kind": kind, "status": "skipped", "error": reason}
+    return {
+        "run_id": run_id,
+        "connection": cfg.name,
+        "kind": kind,
+        "status": RunStatus.SKIPPED,
+        "error": reason,
+    }
 
 
 def _retry_or_fail(
@@ -388,10 +376,16 @@ def _give_up(store: Store, cfg: ConnectionConfig, kind: str, task_id: str) -> di
         f"gave up: delivered {MAX_REDELIVERIES + 1} times and its worker died each time "
         "(out of memory? killed?); the next scheduled run tries again"
     )
-    run_id = record_unrun(store, cfg, kind, task_id, "failed", reason)
+    run_id = record_unrun(store, cfg, kind, task_id, RunStatus.FAILED, reason)
     log.error("sync.failed", run_id=run_id, error=reason, error_kind="worker_lost", retry=False)
     record_error(cfg.name, "worker_lost")
-    return {"run_id": run_id, "connection": cfg.name, "kind": kind, "status": "failed", "error": reason}
+    return {
+        "run_id": run_id,
+        "connection": cfg.name,
+        "kind": kind,
+        "status": RunStatus.FAILED,
+        "error": reason,
+    }
 
 
 #: Expected failures: Celery logs them in one line, without a traceback (our own line has the detail).
@@ -399,7 +393,9 @@ EXPECTED = (ConnectorError, *PERMANENT_ERRORS)
 
 
 @celery_app.task(bind=True, name=TASK_SYNC, throws=EXPECTED, max_retries=None)
-def sync_connection(self: Any, name: str, kind: str = "incremental", lock_waits: int = 0) -> dict[str, Any]:
+def sync_connection(
+    self: Any, name: str, kind: str = RunKind.INCREMENTAL, lock_waits: int = 0
+) -> dict[str, Any]:
     """One sync run of connection ``name`` (``incremental`` or ``full``)."""
     return run_connection_task(self, name, kind, lock_waits)
 
@@ -407,11 +403,11 @@ def sync_connection(self: Any, name: str, kind: str = "incremental", lock_waits:
 @celery_app.task(bind=True, name=TASK_REEVALUATE, throws=EXPECTED, max_retries=None)
 def reevaluate_connection(self: Any, name: str, lock_waits: int = 0) -> dict[str, Any]:
     """Re-score connection ``name`` from its snapshots under the latest ICP and write what changed."""
-    return run_connection_task(self, name, "reevaluate", lock_waits)
+    return run_connection_task(self, name, RunKind.REEVALUATE, lock_waits)
 
 
 @celery_app.task(bind=True, name=TASK_FANOUT)
-def nightly_fanout(self: Any, kind: str = "incremental") -> list[str]:
+def nightly_fanout(self: Any, kind: str = RunKind.INCREMENTAL) -> list[str]:
     """A sync task for every configured connection (for a single global schedule, or by hand:
     ``celery -A worker.celery_app call icp.nightly_fanout``). Beat schedules each connection itself."""
     bind_task_context(task_id=self.request.id, task=self.name)
@@ -440,12 +436,12 @@ def _broker_app(app: Any) -> Any:
     return celery
 
 
-def enqueue_sync(name: str, kind: str = "incremental", *, app: Any = None) -> str:
+def enqueue_sync(name: str, kind: str = RunKind.INCREMENTAL, *, app: Any = None) -> str:
     """Queue one run of connection ``name``; returns the task id (``icp-worker sync --enqueue``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown sync kind {kind!r} (expected one of {', '.join(KINDS)})")
     celery = _broker_app(app)
-    if kind == "reevaluate":
+    if kind == RunKind.REEVALUATE:
         return str(celery.send_task(TASK_REEVALUATE, args=[name], queue=QUEUE_REEVALUATE).id)
     return str(celery.send_task(TASK_SYNC, args=[name, kind], queue=QUEUE_SYNC).id)
 
@@ -458,7 +454,7 @@ def enqueue_reevaluation(names: Iterable[str] | None = None, *, app: Any = None)
     return [str(celery.send_task(TASK_REEVALUATE, args=[n], queue=QUEUE_REEVALUATE).id) for n in names]
 
 
-def enqueue_fanout(kind: str = "incremental", *, app: Any = None) -> str:
+def enqueue_fanout(kind: str = RunKind.INCREMENTAL, *, app: Any = None) -> str:
     """Queue the fan-out: a sync of every connection, decided by the worker from its connections file."""
     celery = _broker_app(app)
     return str(celery.send_task(TASK_FANOUT, args=[kind], queue=QUEUE_SCHEDULE).id)

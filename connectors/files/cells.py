@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from connectors.values import plain_number, word_to_bool
+
 _CANONICAL_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _ISO_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}")
 _STAMP_FORMATS = (
@@ -96,18 +98,10 @@ def parse_day(text: str) -> date | None:
     return None if moment is None else moment.date()
 
 
-_TRUE = frozenset({"true", "1", "yes", "y", "t", "x"})
-_FALSE = frozenset({"false", "0", "no", "n", "f"})
-
-
 def parse_flag(text: str) -> bool | None:
-    """``true``/``false`` (and 1/0, yes/no) → bool; None when empty or unreadable."""
-    s = text.strip().casefold()
-    if s in _TRUE:
-        return True
-    if s in _FALSE:
-        return False
-    return None
+    """``true``/``false`` (the words of ``connectors.values``: 1/0, yes/no ...) → bool; None when empty or
+    unreadable."""
+    return word_to_bool(text)
 
 
 def parse_amount(text: str) -> float | None:
@@ -150,7 +144,7 @@ def format_cell(value: Any, null_value: str = "") -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+        return plain_number(value)
     if isinstance(value, datetime):
         return format_stamp(value)
     if isinstance(value, date):

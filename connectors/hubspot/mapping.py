@@ -33,6 +33,7 @@ from typing import Any
 from connectors.base import OWNED_FIELDS, CrmRecord, ObjectType
 from connectors.errors import ConfigError
 from connectors.hubspot.options import HubSpotOptions
+from connectors.values import word_to_bool
 
 MODSTAMP = "hs_lastmodifieddate"
 #: HubSpot string properties hold at most 65,536 characters.
@@ -228,7 +229,7 @@ class StageInfo:
 
 
 def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes")
+    return word_to_bool(str(value)) is True
 
 
 def build_stage_index(pipelines: Iterable[Mapping[str, Any]]) -> dict[str, StageInfo]:

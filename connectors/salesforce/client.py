@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -282,6 +283,18 @@ class SalesforceClient:
 
     def _transport_error(self, exc: requests.RequestException, what: str) -> ConnectorError:
         name = type(exc).__name__
+        request_url = getattr(getattr(exc, "request", None), "url", None)
+        domain = self.options.login_domain
+        host = urlsplit(request_url).hostname if request_url else (
+            f"{domain}.salesforce.com" if domain in ("login", "test") else domain
+        )
+        if isinstance(exc, requests.Timeout):
+            name = f"no answer in time ({name})"
+        elif isinstance(exc, requests.ConnectionError):
+            name = f"cannot connect ({name})"
+        what = f"{what} at {host}" if host else what
+        if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
+            return TransientError(f"Salesforce {what}: {name}", code="UNREACHABLE")
         if isinstance(
             exc,
             (

@@ -18,6 +18,7 @@ from connectors.base import FitUpdate, WriteResult
 from connectors.errors import ConfigError, ConnectorError, PermanentError
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.mapping import parse_datetime
+from connectors.values import word_to_bool
 
 log = logging.getLogger("connectors.salesforce")
 
@@ -58,7 +59,7 @@ def to_field_value(value: Any, meta: Mapping[str, Any] | None) -> Any:
         return int(number) if number.is_integer() else number
     if kind == "boolean":
         if isinstance(value, str):
-            return value.strip().lower() in ("true", "1", "yes", "y")
+            return word_to_bool(value) is True
         return bool(value)
     if kind == "datetime":
         try:

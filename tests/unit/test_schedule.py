@@ -193,7 +193,9 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
 
     config = tmp_path / "icp-worker.yaml"
     config.write_text(
-        'connections:\n  - {name: acme, crm: files, schedule: {cron: "0 2 * * *", timezone: UTC}}\n'
+        "connections:\n"
+        '  - {name: acme, crm: files, options: {path: crm, out: out},\n'
+        '     schedule: {cron: "0 2 * * *", timezone: UTC}}\n'
     )
     app = create_app(Settings(_env_file=None), RuntimeSettings(_env_file=None))
     app.conf.icp_worker_config = str(config)
@@ -203,8 +205,9 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
         last_run = beat.schedule["sync:acme"].last_run_at
         config.write_text(
             "connections:\n"
-            '  - {name: acme, crm: files, schedule: {cron: "30 4 * * *", timezone: Europe/Berlin}}\n'
-            "  - {name: beta, crm: files}\n"
+            '  - {name: acme, crm: files, options: {path: crm, out: out},\n'
+            '     schedule: {cron: "30 4 * * *", timezone: Europe/Berlin}}\n'
+            "  - {name: beta, crm: files, options: {path: crm, out: out}}\n"
         )
         beat._reload()
         assert set(beat.schedule) == {"sync:acme", "sync:beta"}
@@ -213,7 +216,7 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
         config.write_text("connections: [{name: acme, crm: nope}]\n")
         beat._reload()  # a broken file keeps the schedule beat has
         assert set(beat.schedule) == {"sync:acme", "sync:beta"}
-        config.write_text("connections:\n  - {name: beta, crm: files}\n")
+        config.write_text("connections:\n  - {name: beta, crm: files, options: {path: crm, out: out}}\n")
         beat._reload()
         assert set(beat.schedule) == {"sync:beta"}, "a removed connection is no longer scheduled"
     finally:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import typer
 
+from worker import observability
 from worker.cli import demo, icp, operations, runtime, score
 from worker.cli.common import STATE
 from worker.observability import configure_logging
@@ -34,6 +36,21 @@ def main_options(
     STATE._config = None
     # Log lines go to stderr, redacted; a one-shot command shows warnings unless LOG_LEVEL asks for more.
     configure_logging(level=os.environ.get("LOG_LEVEL", "WARNING"))
+    if "LOG_LEVEL" not in os.environ:
+        handler = observability._configured_handler
+        if handler is not None:
+            handler.addFilter(ShownByTheCommand())
+
+
+class ShownByTheCommand(logging.Filter):
+    """Drops the log events a command prints itself, so that an error is printed once: a failed run's
+    error is on its summary line (``LOG_LEVEL`` set explicitly keeps every event)."""
+
+    EVENTS = frozenset({"run.failed"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, dict) and msg.get("event") in self.EVENTS)
 
 
 app.add_typer(icp.app, name="icp")

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,6 +26,7 @@ from rich.progress import (
 
 from connectors.errors import ConnectorError
 from worker.config import ConnectionConfig, WorkerConfig, load_config
+from worker.errors import ServiceUnavailable, describe, service_error
 from worker.settings import get_settings
 from worker.store.db import Store, get_store
 from worker.yamlfile import YamlFileError
@@ -69,12 +71,35 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
+def _infrastructure_error(exc: BaseException) -> ServiceUnavailable | None:
+    """A broker, Redis or database driver error as a one-line ``ServiceUnavailable`` (None: not one)."""
+    from sqlalchemy.exc import DBAPIError
+
+    settings = get_settings()
+    module = type(exc).__module__
+    if module.startswith("kombu") or module.startswith("amqp"):
+        return service_error("the broker", settings.broker_url() or "", exc, "check CELERY_BROKER_URL")
+    if module.startswith("redis"):
+        from worker.locks import redis_url_from_settings
+
+        return service_error("Redis", redis_url_from_settings() or "", exc, "check REDIS_URL")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return service_error("the store", settings.store_url(), exc, "check DATABASE_URL")
+    return None
+
+
+#: Connector error kinds the user fixes (exit code 2); a host that refuses connections too (``UNREACHABLE``).
+_FIX_YOUR_INPUT = ("auth", "config", "missing_fields")
+
+
 def handle_errors(func: F) -> F:
-    """Turn known errors into one clear message and an exit code (2: fix your input; 1: the run failed)."""
+    """Turn known errors into one clear message and an exit code (2: fix your input; 1: the run failed).
+
+    Messages start with words (``describe``), never with a class name, and are printed once."""
     from worker.icp.spec import IcpValidationError
     from worker.sync import NoIcpError
 
@@ -88,14 +113,21 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(2) from None
         except (KeyError, IndexError):
             raise  # a bug, not a user's mistake: show the traceback
-        except (UserError, NoIcpError, LookupError) as exc:
+        except (UserError, NoIcpError, LookupError, ServiceUnavailable) as exc:
             # LookupError: our own "no such version / connection / broker" errors subclass it
-            fail(str(exc.args[0]) if exc.args else str(exc))
+            fail(describe(exc))
         except ConnectorError as exc:
             fail(
-                f"{type(exc).__name__}: {exc}",
-                code=2 if not exc.transient and exc.kind in ("auth", "config", "missing_fields") else 1,
+                describe(exc),
+                code=2
+                if exc.code == "UNREACHABLE" or (not exc.transient and exc.kind in _FIX_YOUR_INPUT)
+                else 1,
             )
+        except Exception as exc:
+            service = _infrastructure_error(exc)
+            if service is None:
+                raise
+            fail(str(service))
 
     return wrapper  # type: ignore[return-value]
 

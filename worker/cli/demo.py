@@ -29,6 +29,7 @@ from worker.jobs import publish_file, sync_connection
 from worker.settings import get_settings
 from worker.store.db import Store
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
+from worker.store.states import FlagState, RunKind
 
 
 def demo_connection(folder: Path) -> ConnectionConfig:
@@ -98,7 +99,7 @@ def demo(
     v1 = publish_file(store, bundled("icp_v1.yaml"), note="first ICP", author="demo").version
     say(f"published ICP v{v1.number}: {v1.name}")
     with progress_bar(not as_json) as progress:
-        first = sync_connection(store, cfg, kind="full", progress=progress)
+        first = sync_connection(store, cfg, kind=RunKind.FULL, progress=progress)
     say(
         f"first sync: {first.status}, {first.counts.get('scored', 0):,} records scored, "
         f"{first.counts.get('written', 0):,} written to {folder / 'reimport'} "
@@ -139,7 +140,7 @@ def demo(
                 & (RecordSnapshot.object_type == ReengageFlag.object_type)
                 & (RecordSnapshot.external_id == ReengageFlag.external_id),
             )
-            .where(ReengageFlag.state == "active")
+            .where(ReengageFlag.state == FlagState.ACTIVE)
             # the best fits first, leads before accounts: what a rep would work first
             .order_by(
                 (ReengageFlag.to_tier != spec_v2.tiers[0][0]),

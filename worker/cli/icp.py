@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from worker import yamlfile
 from worker.cli.analysis import register as register_analysis
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
 from worker.icp import publishing, versions
@@ -40,8 +41,8 @@ def _author() -> str:
 
 
 def _read(file: Path) -> str:
-    load_icp(file)  # the parser's own errors (UTF-8, YAML, fields), with lines
-    return file.read_text(encoding="utf-8")
+    load_icp(file)  # the parser's own errors (size, UTF-8, YAML, fields), with lines
+    return yamlfile.read_text(file)
 
 
 def print_warnings(warnings) -> None:

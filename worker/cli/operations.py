@@ -8,11 +8,13 @@ from sqlalchemy import select
 
 from connectors.registry import build_connector
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
+from worker.errors import endpoint
 from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag, SyncRun
+from worker.store.states import FlagState, RunKind, RunStatus
 
 reengage_app = typer.Typer(help="Records flagged for re-engagement.", no_args_is_help=True)
 fields_app = typer.Typer(help="The fit fields this program owns in the CRM.", no_args_is_help=True)
@@ -32,7 +34,7 @@ def sync(
     names = [connection] if connection else [c.name for c in config.connections]
     if not names:
         raise UserError("no connections configured: write icp-worker.yaml (see the README) or pass --config")
-    kind = "full" if full else "incremental"
+    kind = RunKind.FULL if full else RunKind.INCREMENTAL
     if enqueue:
         from worker.tasks import enqueue_sync
 
@@ -70,7 +72,7 @@ def sync(
         )
         if s.error:
             err.print(f"  {s.error}", highlight=False)
-    if any(s.status not in ("succeeded", "partial") for s in summaries):
+    if any(s.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) for s in summaries):
         raise typer.Exit(1)
 
 
@@ -162,7 +164,7 @@ def reengage_list(
         if connection:
             q = q.where(Connection.name == connection)
         if not include_cleared:
-            q = q.where(ReengageFlag.state == "active")
+            q = q.where(ReengageFlag.state == FlagState.ACTIVE)
         rows = s.execute(q.order_by(ReengageFlag.id.desc()).limit(limit)).all()
     if as_json:
         print_json(
@@ -243,8 +245,15 @@ def fields_install(connection: str = typer.Option(..., "--connection")) -> None:
 def db_upgrade() -> None:
     """Apply the store's migrations (the deploy's migration step runs this)."""
     store = STATE.store()
-    migrate(store.engine)
-    out.print(f"store is up to date ({store.engine.url.render_as_string(hide_password=True)})")
+    before, after = store.migrated or migrate(store.engine)
+    where = endpoint(store.url)
+    if before is None:
+        done = f"created the store's schema (revision {after}): store is up to date"
+    elif before != after:
+        done = f"upgraded the store from revision {before} to {after}: store is up to date"
+    else:
+        done = f"store is up to date (revision {after})"
+    out.print(f"{done} in {where}", highlight=False, soft_wrap=True)
 
 
 @connections_app.command("list")

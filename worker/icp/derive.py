@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Literal
 
+from connectors.values import grouped_number
 from worker.icp.outcomes import AccountOutcome
 
 Measure = Literal["won_amount", "wins", "tenure"]
@@ -151,9 +152,7 @@ def fmt_num(value: float | None) -> str:
         return "-"
     if math.isinf(value):
         return "inf"
-    if float(value).is_integer():
-        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
-    return f"{value:,.6g}" if abs(value) >= 1 else f"{value:.3g}"
+    return grouped_number(value)
 
 
 def _fmt_pct(p: float | None) -> str:

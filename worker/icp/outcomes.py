@@ -31,12 +31,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.values import TRUE_WORDS
 from worker.store.models import RecordSnapshot
 
 log = logging.getLogger(__name__)
 
 STREAM_BATCH = 1000
-_TRUE = frozenset({"true", "1", "yes", "y", "t", "won", "closed"})
+#: A closed/won status field may also say so in words.
+_TRUE = TRUE_WORDS | {"won", "closed"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from connectors.values import FALSE_WORDS, TRUE_WORDS
+
 __all__ = [
     "CACHE_LIMIT",
     "COLLECTIONS",
@@ -29,8 +31,6 @@ CACHE_LIMIT = 4096
 MAX_CACHED_TEXT = 200
 
 COLLECTIONS = (list, tuple, set, frozenset)
-_TRUE = frozenset({"true", "yes", "y", "t", "1", "on"})
-_FALSE = frozenset({"false", "no", "n", "f", "0", "off"})
 
 
 def scalar_text(value: Any) -> str | None:
@@ -87,9 +87,9 @@ def to_bool(value: Any) -> bool | None:
         return bool(value)
     if isinstance(value, str):
         text = value.strip().casefold()
-        if text in _TRUE:
+        if text in TRUE_WORDS:
             return True
-        if text in _FALSE:
+        if text in FALSE_WORDS:
             return False
     return None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from connectors.values import grouped_number
 from worker.icp.model import Band, Criterion, Disqualifier, IcpSpec
 
 __all__ = ["diff_specs"]
@@ -19,11 +20,9 @@ __all__ = ["diff_specs"]
 def _num(x: float | int | None) -> str:
     if x is None:
         return "none"
-    if isinstance(x, float) and x.is_integer():
-        return f"{int(x):,}" if abs(x) >= 10_000 else str(int(x))
-    if isinstance(x, int) and abs(x) >= 10_000:
-        return f"{x:,}"
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:g}"
+    return grouped_number(x)
 
 
 def _band(b: Band) -> str:

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from worker import yamlfile
 from worker.icp.model import (
     CRITERION_TYPES,
     DEFAULT_FALLBACK_TIER,
@@ -74,8 +75,12 @@ def icp_content_hash(text: str) -> str:
 def load_icp(path: str | os.PathLike[str]) -> IcpSpec:
     """Read and validate an ICP file; errors name the path as given."""
     filename = os.fspath(path)
+    limit = yamlfile.max_bytes()
     with open(path, "rb") as fh:
-        raw = fh.read()
+        raw = fh.read(limit + 1)
+    too_big = yamlfile.size_problem(os.path.getsize(path) if len(raw) > limit else len(raw), limit)
+    if too_big:
+        raise IcpValidationError([SpecError(filename, 1, "", too_big)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -100,9 +105,13 @@ class _Parser(CriteriaParser):
     def parse(self, text: str) -> IcpSpec:
         yaml = YAML(typ="rt")
         yaml.allow_duplicate_keys = True  # reported below, all at once, with their field paths
+        too_big = yamlfile.size_problem(len(text.encode("utf-8")))
+        if too_big:
+            raise IcpValidationError([SpecError(self.file, 1, "", too_big)])
         try:
             node = yaml.compose(text)
-            data = yaml.load(text)
+            bomb = yamlfile.alias_problem(node)
+            data = None if bomb else yaml.load(text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
@@ -123,6 +132,8 @@ class _Parser(CriteriaParser):
                     )
                 ]
             ) from None
+        if bomb:
+            raise IcpValidationError([SpecError(self.file, bomb[0], "", bomb[1])])
 
         if node is not None:
             self.check_duplicate_keys(node, "")

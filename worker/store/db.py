@@ -11,23 +11,45 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from worker.errors import ServiceUnavailable, endpoint, service_error
 from worker.settings import get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _sqlite_folder(url: str, path: str) -> None:
+    """Create the folder of a SQLite file only inside ``ICP_WORKER_HOME``; elsewhere it must exist."""
+    folder = Path(path).expanduser().absolute().parent
+    if folder.is_dir():
+        return
+    home = get_settings().icp_worker_home.expanduser().absolute()
+    if folder == home or home in folder.parents:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    raise ServiceUnavailable(
+        "the store",
+        endpoint(url),
+        f"folder {folder} does not exist",
+        "create it first (only folders inside ICP_WORKER_HOME are created by themselves)",
+    )
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout (processes may share it)."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout (processes may share it).
+    PostgreSQL connects with a bounded timeout (``DB_CONNECT_TIMEOUT_SECONDS``), so nothing hangs."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_folder(url, path)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -39,7 +61,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args["connect_timeout"] = max(1, round(get_settings().db_connect_timeout_seconds))
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def alembic_config(url: str) -> Config:
@@ -50,12 +75,30 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the store's schema to the newest migration (idempotent)."""
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+def migrate(engine: Engine) -> tuple[str | None, str | None]:
+    """Bring the store's schema to the newest migration (idempotent): (revision before, revision after);
+    before is None on a fresh database. A store that cannot be reached raises ``ServiceUnavailable``."""
+    url = engine.url.render_as_string(hide_password=False)
+    cfg = alembic_config(url)
+    try:
+        with engine.begin() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            after = MigrationContext.configure(conn).get_current_revision()
+    except (OperationalError, DBAPIError) as exc:
+        if not getattr(exc, "connection_invalidated", False) and _reached(exc):
+            raise
+        raise service_error("the store", url, exc, "check DATABASE_URL") from None
+    return before, after
+
+
+def _reached(exc: DBAPIError) -> bool:
+    """True when the database answered (an SQL error of ours), False when it could not be opened."""
+    text = str(exc.orig if exc.orig is not None else exc).casefold()
+    markers = ("connection", "connect", "does not exist", "authentication", "timeout", "timed out",
+               "unable to open database", "could not translate host", "server closed")  # fmt: skip
+    return not any(m in text for m in markers)
 
 
 class Store:
@@ -65,8 +108,10 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Schema revision before and after the automatic migration (before is None: created now).
+        self.migrated: tuple[str | None, str | None] | None = None
         if auto_migrate:
-            migrate(self.engine)
+            self.migrated = migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -38,6 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from worker.store.states import FlagState, RunStatus, TaskStatus, WriteStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -152,8 +154,8 @@ class RecordFit(Base):
     #: Owned-field values the CRM holds, as last written successfully (None: never written).
     written: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    #: ``pending`` (a write is due), ``ok``, ``error`` (kept and retried next run).
-    write_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    #: A ``WriteStatus``: ``pending`` (a write is due), ``ok``, ``error`` (kept and retried next run).
+    write_status: Mapped[str] = mapped_column(String(20), default=WriteStatus.PENDING.value, index=True)
     write_error: Mapped[str | None] = mapped_column(Text)
     write_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -185,9 +187,9 @@ class ReengageFlag(Base):
     object_type: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[str | None] = mapped_column(String(64))
-    #: ``active`` or ``cleared``.
-    state: Mapped[str] = mapped_column(String(20), default="active", index=True)
-    #: ``dismissed`` or ``stale``.
+    #: A ``FlagState``: ``active`` or ``cleared``.
+    state: Mapped[str] = mapped_column(String(20), default=FlagState.ACTIVE.value, index=True)
+    #: A ``FlagKind``: ``dismissed``, ``stale`` or ``backlog``.
     kind: Mapped[str] = mapped_column(String(20))
     from_tier: Mapped[str] = mapped_column(String(40))
     to_tier: Mapped[str] = mapped_column(String(40))
@@ -197,8 +199,8 @@ class ReengageFlag(Base):
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     clear_reason: Mapped[str | None] = mapped_column(Text)
-    #: Follow-up task: ``none`` (not wanted), ``due``, ``created``, ``capped``, ``error``.
-    task_status: Mapped[str] = mapped_column(String(20), default="none")
+    #: Follow-up task, a ``TaskStatus``: ``none`` (not wanted), ``due``, ``created``, ``capped``, ``error``.
+    task_status: Mapped[str] = mapped_column(String(20), default=TaskStatus.NONE.value)
     task_id: Mapped[str | None] = mapped_column(String(64))
     task_error: Mapped[str | None] = mapped_column(Text)
 
@@ -208,11 +210,11 @@ class SyncRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
-    #: ``incremental``, ``full``, ``reevaluate``.
+    #: A ``RunKind``: ``incremental``, ``full``, ``reevaluate``, ``dry_run``.
     kind: Mapped[str] = mapped_column(String(20))
-    #: ``running``, ``succeeded``, ``partial`` (some records failed), ``failed``,
+    #: A ``RunStatus``: ``running``, ``succeeded``, ``partial`` (some records failed), ``failed``,
     #: ``quota_reserved``, ``quota_exceeded``, ``skipped``.
-    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING.value, index=True)
     icp_version: Mapped[int | None] = mapped_column(Integer)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     api_calls: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connectors.base import Connector
 from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
@@ -17,7 +17,7 @@ from worker.evaluate import Policy, policy_for
 from worker.icp.scoring import Scorer
 from worker.icp.versions import latest_icp, spec_of
 from worker.store.db import Store
-from worker.store.models import IcpVersion, SyncRun
+from worker.store.models import Connection, IcpVersion, SyncRun
 from worker.store.queries import ensure_connection
 from worker.store.states import SYNC_KINDS, RunKind, RunStatus
 from worker.sync.counts import RunCounts
@@ -30,7 +30,7 @@ from worker.sync.write import write_object
 # The name ``worker.observability`` lifts the run id from (see ``lift_run_id``).
 log = structlog.get_logger("worker.sync")
 
-__all__ = ["NoIcpError", "ProgressFn", "RunSummary", "run_sync", "utcnow"]
+__all__ = ["NoIcpError", "ProgressFn", "RunSummary", "close_abandoned_runs", "run_sync", "utcnow"]
 
 
 class NoIcpError(RuntimeError):
@@ -87,6 +87,26 @@ def start_run(store: Store, cfg: ConnectionConfig, kind: str, now: datetime, tas
         s.add(run)
         s.flush()
         return _Run(run.id, conn.id, version)
+
+
+def close_abandoned_runs(store: Store, connection: str) -> int:
+    """Mark the connection's ``running`` runs as failed (abandoned). Call only while holding its lock
+    (a worker or a CLI run): a run that is really running holds the lock, so any other ``running`` row
+    belongs to a process that died (SIGKILL, out of memory, a lost machine)."""
+    with store.session() as s:
+        conn_id = s.scalar(select(Connection.id).where(Connection.name == connection))
+        if conn_id is None:
+            return 0
+        result = s.execute(
+            update(SyncRun)
+            .where(SyncRun.connection_id == conn_id, SyncRun.status == RunStatus.RUNNING)
+            .values(
+                status=RunStatus.FAILED,
+                finished_at=utcnow(),
+                error="abandoned: the process running it stopped (killed or lost); the next run resumed",
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def finish_run(store: Store, run: _Run, summary: RunSummary) -> None:
