@@ -41,8 +41,7 @@ def _author() -> str:
 
 
 def _read(file: Path) -> str:
-    load_icp(file)  # the parser's own errors (size, UTF-8, YAML, fields), with lines
-    return yamlfile.read_text(file)
+    return yamlfile.read_text(file)  # too large, not UTF-8: YamlFileError naming the line
 
 
 def print_warnings(warnings) -> None:
