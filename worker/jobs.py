@@ -27,8 +27,10 @@ def sync_connection(
     now: datetime | None = None,
     env: Mapping[str, str] | None = None,
     limiter: Any = None,
+    score: bool = True,
 ) -> RunSummary:
-    """One run of one connection, with its connector opened and closed around it.
+    """One run of one connection, with its connector opened and closed around it (``score=False``: pull
+    and snapshot only).
 
     A re-evaluation the publish outbox still owes the connection is carried out first (its own
     ``reevaluate`` run); every run that scored the connection settles the requests it fulfils."""
@@ -36,13 +38,16 @@ def sync_connection(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        if kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
+        if score and kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
             first = run_sync(
                 store, cfg, connector, kind="reevaluate", now=now, progress=progress, task_id=task_id
             )
             outbox.settle(store, cfg.name, first.run_id, first.status, first.kind)
-        summary = run_sync(store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id)
-        outbox.settle(store, cfg.name, summary.run_id, summary.status, summary.kind)
+        summary = run_sync(
+            store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id, score=score
+        )
+        if score:
+            outbox.settle(store, cfg.name, summary.run_id, summary.status, summary.kind)
         return summary
     finally:
         connector.close()

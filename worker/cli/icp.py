@@ -14,7 +14,6 @@ from worker.cli.analysis import register as register_analysis
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
 from worker.icp import publishing, versions
 from worker.icp.backtest import backtest, render_side_by_side
-from worker.icp.outcomes import load_history
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
 from worker.icp.publishing import Outcome
 from worker.icp.revisions import diff_specs
@@ -22,6 +21,7 @@ from worker.icp.spec import load_icp
 from worker.icp.validation import refuse
 from worker.icp.versions import latest_icp, spec_of
 from worker.outbox import existing_store
+from worker.store.history import load_history
 from worker.store.models import Connection
 
 app = typer.Typer(help="Write, preview, publish and roll back ICP versions.", no_args_is_help=True)

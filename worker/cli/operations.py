@@ -27,6 +27,9 @@ def sync(
     connection: str = typer.Option(None, "--connection", help="Connection name (default: all)."),
     full: bool = typer.Option(False, "--full", help="Pull everything, not only changes since the cursor."),
     enqueue: bool = typer.Option(False, "--enqueue", help="Queue the sync for the Celery workers."),
+    no_score: bool = typer.Option(
+        False, "--no-score", help="Only pull and snapshot (no ICP needed, nothing written): for `icp derive`."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pull, score and write back changed fit fields for one connection or all of them."""
@@ -35,6 +38,8 @@ def sync(
     if not names:
         raise UserError("no connections configured: write icp-worker.yaml (see the README) or pass --config")
     kind = RunKind.FULL if full else RunKind.INCREMENTAL
+    if enqueue and no_score:
+        raise UserError("--no-score runs here, not on the workers: drop --enqueue")
     if enqueue:
         from worker.tasks import enqueue_sync
 
@@ -55,7 +60,11 @@ def sync(
                 connection_lock(name, redis_url=redis_url, kind=kind, task_id="cli"),
                 progress_bar(not as_json) as progress,
             ):
-                summaries.append(sync_connection(store, STATE.connection(name), kind=kind, progress=progress))
+                summaries.append(
+                    sync_connection(
+                        store, STATE.connection(name), kind=kind, progress=progress, score=not no_score
+                    )
+                )
         except LockBusy as busy:
             raise UserError(f"{busy}; try again when that run has finished") from None
     if as_json:

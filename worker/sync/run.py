@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from connectors.base import Connector
 from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
 from worker.config import ConnectionConfig
-from worker.evaluate import Policy, policy_for
+from worker.evaluate import Policy, ordered, policy_for
 from worker.icp.scoring import Scorer
 from worker.icp.versions import latest_icp, spec_of
 from worker.store.db import Store
@@ -35,6 +35,12 @@ __all__ = ["NoIcpError", "ProgressFn", "RunSummary", "close_abandoned_runs", "ru
 
 class NoIcpError(RuntimeError):
     """No ICP version is published yet."""
+
+
+NO_ICP = (
+    "no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first (or `icp-worker sync "
+    "--no-score` to only pull snapshots, e.g. for `icp-worker icp derive`)"
+)
 
 
 @dataclass
@@ -144,10 +150,19 @@ def run_phases(
     kind: str,
     now: datetime,
     progress: ProgressFn | None,
+    score: bool = True,
 ) -> RunStatus:
-    """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went."""
+    """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went.
+    ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written)."""
+    if not score:
+        t = time.perf_counter()
+        for obj in ordered(cfg.objects):
+            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
+                        now=now, counts=run.counts, progress=progress)  # fmt: skip
+        run.timed("pull", t)
+        return RunStatus.SUCCEEDED
     if run.version is None:
-        raise NoIcpError("no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first")
+        raise NoIcpError(NO_ICP)
     spec = spec_of(run.version)
     policy = policy_for(cfg, spec, run.version.number)
     ctx = ScoringContext(run.conn_id, cfg, policy, Scorer(spec), now, run.run_id)
@@ -181,15 +196,19 @@ def run_sync(
     now: datetime | None = None,
     progress: ProgressFn | None = None,
     task_id: str | None = None,
+    score: bool = True,
 ) -> RunSummary:
     """One run for one connection. ``kind``: ``incremental``, ``full`` or ``reevaluate`` (no pull:
-    re-score from snapshots under the latest ICP and write what changed).
+    re-score from snapshots under the latest ICP and write what changed). ``score=False``: pull and
+    snapshot only, no ICP needed (the history ``icp derive`` reads).
 
     A daily quota reached ends the run cleanly (status ``quota_reserved`` / ``quota_exceeded``) and the
     next run resumes from its cursor. Other connector errors fail the run and are re-raised.
     """
     if kind not in SYNC_KINDS:
         raise ValueError(f"unknown sync kind {kind!r}")
+    if not score and kind == RunKind.REEVALUATE:
+        raise ValueError("a re-evaluation without scoring does nothing")
     now = now or utcnow()
     run = start_run(store, cfg, kind, now, task_id)
     summary = RunSummary(run_id=run.run_id, connection=cfg.name, kind=kind, status=RunStatus.RUNNING)
@@ -199,7 +218,7 @@ def run_sync(
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     bound.info("run.started", icp_version=run.version.number if run.version else None)
     try:
-        summary.status = run_phases(store, cfg, connector, run, kind, now, progress)
+        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, score)
     except QuotaExceededError as exc:
         summary.status = RunStatus.QUOTA_RESERVED if exc.reserved else RunStatus.QUOTA_EXCEEDED
         summary.error = str(exc)
