@@ -115,7 +115,7 @@ def preview(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     connection: str = typer.Option(None, "--connection", help="Only this connection."),
     examples: int = typer.Option(10, help="Re-engagement examples to show."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the preview as JSON."),
 ) -> None:
     """What publishing FILE would change: tier moves, records to write, re-engagement candidates.
 
@@ -228,7 +228,7 @@ def publish(
     author: str = typer.Option(None, "--author", help="Default: ICP_WORKER_USER, else your user name."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Never hold for approval: publish at once."),
     no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Store the version only."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check FILE, then store it as the next ICP version and re-evaluate every connection from its
     snapshots. A version that changes too many tiers is held (exit 3) until `icp approve N`."""
@@ -247,7 +247,7 @@ def _when(moment) -> str:
 
 @app.command("history")
 @handle_errors
-def history_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+def history_cmd(as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON.")) -> None:
     """Every version: published, held (waiting for approval), approved and rejected, with who and when."""
     with STATE.store().session() as s:
         rows = versions.history(s)
@@ -294,30 +294,46 @@ def history_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 @handle_errors
 def diff(
-    a: int = typer.Argument(..., help="Old version."), b: int = typer.Argument(..., help="New version.")
+    a: int = typer.Argument(..., help="Old version."),
+    b: int = typer.Argument(..., help="New version."),
+    as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON."),
 ) -> None:
     """Criteria, weights and thresholds that changed between two versions."""
     with STATE.store().session() as s:
         old, new = spec_of(versions.get_version(s, a)), spec_of(versions.get_version(s, b))
-    for line in diff_specs(old, new) or ["no change"]:
+    changes = diff_specs(old, new)
+    if as_json:
+        print_json({"from": a, "to": b, "changes": changes})
+        return
+    for line in changes or ["no change"]:
         out.print(line, highlight=False)
 
 
 @app.command()
 @handle_errors
-def show(number: int = typer.Argument(..., help="Version number.")) -> None:
+def show(
+    number: int = typer.Argument(..., help="Version number."),
+    as_json: bool = typer.Option(False, "--json", help="Print the version and its content as JSON."),
+) -> None:
     """Print a version's YAML exactly as published."""
     with STATE.store().session() as s:
-        out.print(versions.get_version(s, number).content, markup=False, highlight=False)
+        v = versions.get_version(s, number)
+    if as_json:
+        print_json(
+            {"version": v.number, "name": v.name, "hash": v.content_hash, "author": v.author, "note": v.note,
+             "created_at": v.created_at.isoformat(), "content": v.content}
+        )  # fmt: skip
+        return
+    out.print(v.content, markup=False, highlight=False)
 
 
 @app.command()
 @handle_errors
 def rollback(
     number: int = typer.Argument(..., help="Version whose content to publish anew."),
-    author: str = typer.Option(None, "--author"),
+    author: str = typer.Option(None, "--author", help="Default: ICP_WORKER_USER, else your user name."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Never hold for approval: roll back at once."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Publish an old version's content as a new version, then re-evaluate (held like a publish)."""
     with progress_bar(not as_json) as progress:
@@ -341,7 +357,7 @@ def approve(
     by: str = typer.Option(
         None, "--by", help="Who approves (default: ICP_WORKER_USER, else your user name)."
     ),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Make a held version current and re-evaluate every connection with it."""
     try:
@@ -363,7 +379,7 @@ def approve(
 def reject(
     number: int = typer.Argument(..., help="The held version."),
     by: str = typer.Option(None, "--by", help="Who rejects (default: ICP_WORKER_USER, else your user name)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Drop a held version: it never scores (it stays in the history as rejected)."""
     try:
