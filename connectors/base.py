@@ -30,6 +30,31 @@ OWNED_FIELDS: tuple[str, ...] = (
     "reengage_reason",
 )
 
+#: The owned fields' API names in each CRM, by canonical name: the one map every connector's defaults
+#: come from (a connection may rename them in its options). The files connector's re-import columns
+#: carry Salesforce's names, so that a re-import file maps onto the Salesforce fields as it is.
+OWNED_API_NAMES: dict[str, dict[str, str]] = {
+    "salesforce": {
+        "fit_score": "ICP_Fit_Score__c",
+        "fit_tier": "ICP_Fit_Tier__c",
+        "fit_reasons": "ICP_Fit_Reasons__c",
+        "icp_version": "ICP_Version__c",
+        "scored_at": "ICP_Scored_At__c",
+        "reengage_flag": "ICP_Reengage__c",
+        "reengage_reason": "ICP_Reengage_Reason__c",
+    },
+    "hubspot": {
+        "fit_score": "icp_fit_score",
+        "fit_tier": "icp_fit_tier",
+        "fit_reasons": "icp_fit_reasons",
+        "icp_version": "icp_version",
+        "scored_at": "icp_scored_at",
+        "reengage_flag": "icp_reengage",
+        "reengage_reason": "icp_reengage_reason",
+    },
+}
+OWNED_API_NAMES["files"] = OWNED_API_NAMES["salesforce"]
+
 #: Status keys a connector fills in ``CrmRecord.status`` (absent keys mean unknown):
 #: lead:        lead_status (str), is_converted (bool)
 #: opportunity: account_id (str), stage (str), is_closed (bool), is_won (bool), amount (number),
@@ -61,6 +86,24 @@ class CrmRecord:
     last_activity: date | None = None
     #: The CRM's modification stamp, ISO 8601 in UTC (``2026-11-23T02:00:00.000Z``): orders pulls.
     modstamp: str = ""
+
+
+#: Kinds of ``DataProblem`` a connector reports (the normaliser adds ``unreadable`` and ``impossible``).
+PROBLEM_KINDS = ("unreadable", "impossible", "duplicate_id", "missing_id", "unreadable_stamp")
+
+
+@dataclass(slots=True, frozen=True)
+class DataProblem:
+    """Something in the pulled data that was skipped or left unknown: ``kind`` (see ``PROBLEM_KINDS``),
+    the canonical ``field``, the ``raw`` value as text, the record id when there is one and where it is
+    (``accounts.csv line 12``). A connector that finds such problems offers ``take_problems()``, which
+    returns those found since the last call (the sync service stores them with the run)."""
+
+    kind: str
+    field: str
+    raw: str
+    record_id: str | None = None
+    where: str = ""
 
 
 @dataclass(slots=True)
@@ -132,7 +175,13 @@ class ApiUsage:
 
 @runtime_checkable
 class Connector(Protocol):
-    """What the sync service needs from a CRM."""
+    """What the sync service needs from a CRM.
+
+    Two optional attributes let the sync service keep requests in flight: ``parallel_pulls = True``
+    (the object types may be pulled at once, from several threads: ``pull`` is thread-safe) and
+    ``records_per_write_call`` (hand ``write`` that many records at a time, which it sends as several
+    batches in parallel; default ``write_batch_size``).
+    """
 
     crm: str
     #: Records per write request the CRM allows (Salesforce 200, HubSpot 100).

@@ -20,6 +20,7 @@ from worker.yamlfile import YamlFileError, format_loc, line_of, load_yaml, read_
 
 CrmName = Literal["files", "salesforce", "hubspot"]
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

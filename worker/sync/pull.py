@@ -1,21 +1,25 @@
-"""Pull and snapshot: each page's snapshots commit, then the cursor advances past them."""
+"""Pull and snapshot: each page's snapshots commit, then the cursor advances past them. Object types
+pull one after the other, or in parallel threads when the connector allows it (``pull_objects``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, CrmRecord, ObjectType
+from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
-from worker.normalize import NormalizeConfig, normalize_record
+from worker.normalize import NormalizeConfig, normalize_status, normalize_values
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
 from worker.sync.tables import SNAP, ProgressFn
+from worker.sync.warnings import WarningTally, take_connector_problems
 
 
 def normalize_config(cfg: ConnectionConfig) -> NormalizeConfig:
@@ -31,12 +35,22 @@ def snapshot_page(
     records: Sequence[CrmRecord],
     norm: NormalizeConfig,
     now: datetime,
+    tally: WarningTally | None = None,
 ) -> tuple[int, int]:
     """Upsert one page of pulled records; unchanged ones (same modification stamp) are skipped.
-    Returns (changed, warnings)."""
+    Attributes and status values are normalised here, once; what could not be read is counted in
+    ``tally``. Returns (changed, warnings)."""
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
+    warnings = 0
+    if len(latest) < len(records):  # the rows that lost still count their problems
+        for rec in records:
+            if latest[rec.external_id] is not rec:
+                lost = normalize_values(rec.raw, norm)[1]
+                warnings += len(lost)
+                if tally is not None:
+                    tally.add_values(object_type, rec.external_id, lost)
     existing: dict[str, int] = {}
     stamps: dict[str, str] = {}
     for ext_id, snap_id, stamp in session.execute(
@@ -48,18 +62,21 @@ def snapshot_page(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     parents: set[str] = set()
-    warnings = 0
     for ext_id, rec in latest.items():
         if ext_id in stamps and stamps[ext_id] == rec.modstamp and rec.modstamp:
             continue  # re-pulled by the look-back, unchanged
-        attributes, problems = normalize_record(rec.raw, norm)
+        attributes, problems = normalize_values(rec.raw, norm)
+        status, status_problems = normalize_status(rec.status)
+        problems += status_problems
         warnings += len(problems)
-        parent = rec.status.get("account_id")
+        if tally is not None:
+            tally.add_values(object_type, ext_id, problems)
+        parent = status.get("account_id")
         row = {
             "name": (rec.name or "")[:255] or None,
             "attributes": attributes,
-            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in rec.status.items()},
-            "warnings": problems,
+            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()},
+            "warnings": [str(p) for p in problems],
             "owner_id": rec.owner_id,
             "last_activity": rec.last_activity,
             "crm_modstamp": rec.modstamp,
@@ -92,36 +109,142 @@ def snapshot_page(
     return len(inserts) + len(updates), warnings
 
 
-def pull_object(
+def pull_objects(
     store: Store,
     conn_id: int,
     cfg: ConnectionConfig,
     connector: Connector,
-    object_type: ObjectType,
+    object_types: Sequence[ObjectType],
     *,
     full: bool,
     now: datetime,
     counts: RunCounts,
     progress: ProgressFn | None,
+    run_id: int | None = None,
 ) -> None:
+    """Pull every object type: one after the other, or all at once when the connector says its pulls
+    may run in parallel (``parallel_pulls``: a CRM whose limit is a request rate, not a record count,
+    so that several page chains in flight use the rate). Either way each page commits here, in this
+    thread, with its own cursor, so a crash at any point resumes every object type where it was.
+
+    With ``run_id``, the data problems found are stored with the run (``run_warnings``) when the pull
+    is done. (A connector's own problems, ``take_problems``, are told to the page stored next: only
+    connectors that pull one object type at a time have them.)"""
     norm = normalize_config(cfg)
+    tally = WarningTally()
+    sinces = {obj: _since(store, conn_id, obj, full) for obj in object_types}
+    if len(object_types) < 2 or not getattr(connector, "parallel_pulls", False):
+        for obj in object_types:
+            for page in connector.pull(obj, sinces[obj]):
+                _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+            _leftover_problems(connector, obj, counts, tally)
+    else:
+        for obj, page in _concurrent_pages(connector, sinces):
+            _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+    if run_id is not None and tally.entries:
+        with store.session() as s:
+            tally.store(s, run_id, conn_id)
+
+
+def _leftover_problems(
+    connector: Connector, object_type: ObjectType, counts: RunCounts, tally: WarningTally
+) -> None:
+    found = take_connector_problems(connector)  # rows skipped after the last page (an empty id)
+    tally.add_connector(object_type, found)
+    counts.warnings += len(found)
+
+
+def _since(store: Store, conn_id: int, object_type: ObjectType, full: bool) -> str | None:
     with store.session() as s:
         cursor = s.get(Cursor, (conn_id, object_type))
-        since = None if full or cursor is None else cursor.value
-    for page in connector.pull(object_type, since):
-        with store.session() as s:
-            changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now)
-            if page.cursor:
-                cur = s.get(Cursor, (conn_id, object_type))
-                if cur is None:
-                    s.add(
-                        Cursor(
-                            connection_id=conn_id, object_type=object_type, value=page.cursor, updated_at=now
-                        )
-                    )
-                elif page.cursor > cur.value:
-                    cur.value, cur.updated_at = page.cursor, now
-        counts.add_pulled(object_type, len(page.records), changed)
-        counts.warnings += warnings
-        if progress:
-            progress(f"pull:{object_type}", len(page.records))
+        return None if full or cursor is None else cursor.value
+
+
+def _store_page(
+    store: Store,
+    conn_id: int,
+    norm: NormalizeConfig,
+    object_type: ObjectType,
+    page: Page,
+    now: datetime,
+    counts: RunCounts,
+    progress: ProgressFn | None,
+    connector: Connector,
+    tally: WarningTally,
+) -> None:
+    """Snapshot one page and move the object's cursor past it, in one transaction."""
+    with store.session() as s:
+        changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
+        if page.cursor:
+            cur = s.get(Cursor, (conn_id, object_type))
+            if cur is None:
+                s.add(
+                    Cursor(connection_id=conn_id, object_type=object_type, value=page.cursor, updated_at=now)
+                )
+            elif page.cursor > cur.value:
+                cur.value, cur.updated_at = page.cursor, now
+    found = take_connector_problems(connector)
+    tally.add_connector(object_type, found)
+    counts.add_pulled(object_type, len(page.records), changed)
+    counts.warnings += warnings + len(found)
+    if progress:
+        progress(f"pull:{object_type}", len(page.records))
+
+
+#: Pages waiting to be stored, per object type pulled at once (bounds memory: pulls wait for the store).
+PAGES_AHEAD = 2
+
+
+def _concurrent_pages(
+    connector: Connector, sinces: Mapping[ObjectType, str | None]
+) -> Iterator[tuple[ObjectType, Page]]:
+    """Each object type's pages from its own thread, in arrival order (each type's in its own order).
+    The first error stops every pull and is raised here; so is leaving early."""
+    ready: queue.Queue[tuple[ObjectType, Page | None, BaseException | None]] = queue.Queue(
+        maxsize=PAGES_AHEAD * len(sinces)
+    )
+    stop = threading.Event()
+
+    def put(item: tuple[ObjectType, Page | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce(obj: ObjectType, since: str | None) -> None:
+        pages = connector.pull(obj, since)
+        try:
+            for page in pages:
+                if not put((obj, page, None)):
+                    return
+            put((obj, None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((obj, None, exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    threads = [
+        threading.Thread(target=produce, args=(obj, since), name=f"pull-{obj}", daemon=True)
+        for obj, since in sinces.items()
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        running = len(threads)
+        while running:
+            obj, page, error = ready.get()
+            if error is not None:
+                raise error
+            if page is None:
+                running -= 1
+                continue
+            yield obj, page
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)

@@ -22,7 +22,7 @@ from worker.store.queries import ensure_connection
 from worker.store.states import SYNC_KINDS, RunKind, RunStatus
 from worker.sync.counts import RunCounts
 from worker.sync.followups import create_followups
-from worker.sync.pull import pull_object
+from worker.sync.pull import pull_objects
 from worker.sync.score import ScoringContext, score_object
 from worker.sync.tables import ProgressFn
 from worker.sync.write import write_object
@@ -156,9 +156,8 @@ def run_phases(
     ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written)."""
     if not score:
         t = time.perf_counter()
-        for obj in ordered(cfg.objects):
-            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
-                        now=now, counts=run.counts, progress=progress)  # fmt: skip
+        pull_objects(store, run.conn_id, cfg, connector, ordered(cfg.objects), full=kind == RunKind.FULL,
+                     now=now, counts=run.counts, progress=progress)  # fmt: skip
         run.timed("pull", t)
         return RunStatus.SUCCEEDED
     if run.version is None:
@@ -170,9 +169,8 @@ def run_phases(
     if kind != RunKind.REEVALUATE:
         check_owned_fields(cfg, connector, policy)
         t = time.perf_counter()
-        for obj in policy.objects:
-            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
-                        now=now, counts=counts, progress=progress)  # fmt: skip
+        pull_objects(store, run.conn_id, cfg, connector, policy.objects, full=kind == RunKind.FULL,
+                     now=now, counts=counts, progress=progress, run_id=run.run_id)  # fmt: skip
         run.timed("pull", t)
     t = time.perf_counter()
     for obj in policy.objects:
