@@ -218,9 +218,14 @@ def fields_check(
     finally:
         connector.close()
     if as_json:
-        print_json({
-            "connection": connection, "objects": objects, "missing": list(missing), "ok": not missing,
-        })
+        print_json(
+            {
+                "connection": connection,
+                "objects": objects,
+                "missing": list(missing),
+                "ok": not missing,
+            }
+        )
     elif missing:
         out.print("missing: " + ", ".join(missing))
     else:
