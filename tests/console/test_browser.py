@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's headless Chromium driven by playwright (no downloaded browser).
 
-An editor uploads a draft with an error and sees it at its line, fixes it, previews the impact and publishes;
-a viewer sees no form and their POSTs are refused; a POST without the CSRF token is refused."""
+An editor uploads a draft with an error and sees it at its line, fixes it, previews the impact and publishes
+it into a hold; a second user approves it and sees the new tiers; a viewer sees no form and their POSTs are
+refused; a POST without the CSRF token is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.console.conftest import BUNDLED, PASSWORD
+from worker.console.data import tier_counts
 from worker.store.models import AuditEvent, IcpVersion
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -26,6 +28,8 @@ ARGS = [
     "--no-first-run",
 ]
 V2 = (BUNDLED / "icp_v2.yaml").read_text(encoding="utf-8")
+#: Thresholds far below the current ones: many records rise a tier, above the hold share.
+BIG_MOVE = V2.replace("  best: 80\n  good: 60\n", "  best: 50\n  good: 30\n")
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +65,13 @@ def sign_in(page, name: str) -> None:
     assert name in page.inner_text("header .who")
 
 
-def test_draft_with_an_error_then_fixed_previewed_and_published(page, live_server, tmp_path):
+def test_draft_error_fix_preview_hold_approve_new_tiers(page, live_server, tmp_path):
+    """The whole revision: an editor's draft with an error, fixed, previewed, published into a hold; a second
+    user approves it; the overview shows the new tiers."""
     sign_in(page, "eddie")
     page.click("text=Draft")
     page.wait_for_url("**/icp/draft")
-    broken = V2.replace("    weight: 25\n", "    weight: lots\n")
+    broken = BIG_MOVE.replace("    weight: 25\n", "    weight: lots\n")
     line = broken.splitlines().index("    weight: lots") + 1
     upload = tmp_path / "draft.yaml"
     upload.write_text(broken, encoding="utf-8")
@@ -77,27 +83,46 @@ def test_draft_with_an_error_then_fixed_previewed_and_published(page, live_serve
     assert page.url.endswith("/icp/draft"), "the check replaced a part of the page, no navigation"
 
     page.set_input_files("#upload", [])
-    page.fill("#yaml", V2)
+    page.fill("#yaml", BIG_MOVE)
     page.click("#check")
     page.wait_for_selector("#check-ok")
     page.click("#preview")
     page.wait_for_selector("svg.heatmap")
-    heat = page.inner_html("svg.heatmap")
-    assert "records change tier" in heat
+    assert "records change tier" in page.inner_html("svg.heatmap")
+    assert page.is_visible("#would-hold") and "above the hold share" in page.inner_text("#would-hold")
     assert page.is_visible("#backtest-demo") and "AUC" in page.inner_text("#backtest-demo")
-    assert "re-engagement candidates" in page.inner_text("#impact-demo")
-
-    page.fill("#note", "mid-market revision")
+    assert page.locator("table.records-to-write tbody tr").count() > 0
+    page.fill("#note", "lower thresholds")
     page.click("#publish-button")
-    page.wait_for_url(re.compile(r".*/icp/v2\?done=.*"))
-    assert "Mid-market software" in page.inner_text("h1")
+    page.wait_for_url(re.compile(r".*/icp/v2\?done=held$"))
+    assert "Held for approval" in page.inner_text("#done")
+    assert page.locator("#approve").count() == 0, "an editor cannot approve"
     with live_server.env.store.session() as s:
-        assert s.query(IcpVersion).filter_by(number=2).one().author == "eddie"
-        assert s.query(AuditEvent).filter_by(action="publish", actor="eddie").count() == 1
+        assert s.query(IcpVersion).filter_by(number=2).one().status == "held"
+        before = tier_counts(s, 1)
+
+    page.click("header .who button")  # sign out
+    page.wait_for_url("**/login")
+    sign_in(page, "arno")
+    page.wait_for_selector("#held-waiting")
+    page.click("#held-waiting a[href='/icp/v2']")
+    page.wait_for_selector("#held svg.heatmap, svg.heatmap")
+    assert page.is_visible("#hold-reasons")
+    page.click("#approve")
+    page.wait_for_url(re.compile(r".*/icp/v2\?done=approved$"))
+    assert "current" in page.inner_text("h1")
+    with live_server.env.store.session() as s:
+        v2 = s.query(IcpVersion).filter_by(number=2).one()
+        assert (v2.status, v2.decided_by) == ("approved", "arno")
+        after = tier_counts(s, 1)
+        assert s.query(AuditEvent).filter_by(action="approve", actor="arno").count() == 1
+    assert after != before
 
     page.goto("/")
     chart = page.inner_html("section#conn-demo svg.chart")
-    assert "Tier distribution" in chart
+    assert f"account: best {after['account']['best']:,}" in chart
+    page.goto("/icp")
+    assert "approved by arno" in page.inner_text("#versions")
     assert page.problems == [], page.problems
 
 

@@ -254,3 +254,103 @@ def test_a_record_page_explains_its_history_as_of_and_next_tier(env):
     assert "best" in next_tier
     bad = eddie.get(f"/records/demo/account/{good.external_id}?as_of=yesterday")
     assert bad.status_code == 200 and "Not a date" in bad.text
+
+
+# ------------------------------------------------------------------------------------------ hold and approve
+
+#: Thresholds far below the current ones: many records rise a tier, far above the hold share.
+BIG_MOVE = V2.replace("  best: 80\n  good: 60\n", "  best: 50\n  good: 30\n")
+
+
+def publish_big_move(app):
+    eddie, token = signed_in(app, "eddie")
+    preview = eddie.post("/icp/draft/preview", data={"csrf_token": token, "yaml": BIG_MOVE}).text
+    assert 'id="would-hold"' in preview and "above the hold share 20%" in preview
+    form = {"csrf_token": token, "yaml": BIG_MOVE, "note": "strict"}
+    response = eddie.post("/icp/draft/publish", data=form, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/icp/v2?done=held"
+    return eddie
+
+
+def test_a_big_move_is_held_and_nothing_is_written(env):
+    app = env.app()
+    assert BIG_MOVE != V2
+    eddie = publish_big_move(app)
+    with env.store.session() as s:
+        v2 = s.query(IcpVersion).filter_by(number=2).one()
+        assert v2.status == "held" and v2.impact["reasons"]
+        assert s.query(SyncRun).filter_by(kind="reevaluate").count() == 0, "nothing re-evaluated"
+        event = s.query(AuditEvent).one()
+        assert (event.actor, event.action, event.icp_version) == ("eddie", "hold", 2)
+    assert not (env.folder / "reimport").exists()
+    page = eddie.get("/icp/v2?done=held").text
+    assert "Held for approval" in page and 'id="hold-reasons"' in page and "svg" in page
+    assert 'id="approve"' not in page, "an editor cannot approve"
+    overview = eddie.get("/").text
+    assert 'id="held-waiting"' in overview and 'href="/icp/v2"' in overview
+
+
+def test_an_approver_cannot_approve_their_own_revision(env):
+    app = env.app()
+    alice, token = signed_in(app, "alice")
+    alice.post("/icp/draft/publish", data={"csrf_token": token, "yaml": BIG_MOVE, "note": "strict"})
+    page = alice.get("/icp/v2").text
+    assert 'id="own-revision"' in page and 'id="approve"' not in page
+    refused = alice.post("/icp/v2/approve", data={"csrf_token": token})
+    assert refused.status_code == 403 and "your own revision" in refused.text
+    with env.store.session() as s:
+        assert s.query(IcpVersion).filter_by(number=2).one().status == "held"
+    allowed = env.app(console_self_approval=True)
+    alice2, token2 = signed_in(allowed, "alice")
+    assert (
+        alice2.post("/icp/v2/approve", data={"csrf_token": token2}, follow_redirects=False).status_code == 303
+    )
+    with env.store.session() as s:
+        assert s.query(IcpVersion).filter_by(number=2).one().status == "approved"
+
+
+def test_a_second_approver_approves_and_the_tiers_change(env):
+    app = env.app()
+    publish_big_move(app)
+    with env.store.session() as s:
+        before = tier_counts(s, 1)
+    arno, token = signed_in(app, "arno")
+    page = arno.get("/icp/v2").text
+    assert 'id="approve"' in page and 'class="chart heatmap"' in page
+    response = arno.post("/icp/v2/approve", data={"csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/icp/v2?done=approved"
+    with env.store.session() as s:
+        v2 = s.query(IcpVersion).filter_by(number=2).one()
+        assert (v2.status, v2.decided_by) == ("approved", "arno")
+        after = tier_counts(s, 1)
+        actions = [(e.actor, e.action) for e in s.query(AuditEvent).order_by(AuditEvent.id)]
+    assert actions == [("eddie", "hold"), ("arno", "approve")]
+    assert after["account"].get("best", 0) > before["account"].get("best", 0)
+    history = arno.get("/icp").text
+    assert "approved by arno" in history and "hold by eddie" in history and "approve by arno" in history
+    assert "current" in arno.get("/icp/v2").text
+
+
+def test_an_approver_rejects(env):
+    app = env.app()
+    publish_big_move(app)
+    arno, token = signed_in(app, "arno")
+    response = arno.post("/icp/v2/reject", data={"csrf_token": token, "reason": "too strict"},
+                         follow_redirects=False)  # fmt: skip
+    assert response.headers["location"] == "/icp/v2?done=rejected"
+    with env.store.session() as s:
+        assert s.query(IcpVersion).filter_by(number=2).one().status == "rejected"
+        event = s.query(AuditEvent).filter_by(action="reject").one()
+        assert (event.actor, event.detail) == ("arno", "too strict")
+    again = arno.post("/icp/v2/approve", data={"csrf_token": token})
+    assert again.status_code == 400 and "not held" in again.text
+
+
+def test_a_draft_naming_an_unknown_attribute_is_refused_at_its_line(env):
+    c, token = signed_in(env.app(), "eddie")
+    misspelled = V2.replace("attribute: employees", "attribute: employes")
+    line = misspelled.splitlines().index("    attribute: employes") + 1
+    response = c.post("/icp/draft/check", data={"csrf_token": token, "yaml": misspelled})
+    assert response.status_code == 422
+    note = re.search(r'<tr class="error-note" data-line="(\d+)">.*?</tr>', response.text, re.S)
+    assert int(note.group(1)) == line and "employes" in note.group(0)

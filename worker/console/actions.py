@@ -1,35 +1,48 @@
-"""What the console's buttons do: publish, roll back, approve, reject. Each calls the functions the CLI calls
-(``worker.icp.versions``, ``worker.jobs``) and records who did it and when in the audit log."""
+"""What the console's buttons do: publish, roll back, approve, reject. Each calls the function the CLI
+calls (``worker.icp.publishing``: the same checks, the same hold, the same outbox) and records who did it
+and when in the audit log. The one rule of the console's own: an approver does not approve their own
+revision unless ``CONSOLE_SELF_APPROVAL`` allows it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.config import WorkerConfig
-from worker.icp import versions
-from worker.jobs import reevaluate_all
-from worker.settings import get_settings
+from worker.icp import publishing, versions
 from worker.store.db import Store
 from worker.store.models import AuditEvent, IcpVersion
 
+#: Audit actions by the outcome of a publish or rollback.
+_PUBLISH_ACTIONS = {"published": "publish", "held": "hold"}
+
+
+class SelfApprovalError(PermissionError):
+    """An approver tried to approve their own revision."""
+
 
 @dataclass
-class Outcome:
-    """What a publish or rollback did: the version, whether it is new, and the re-evaluation."""
+class Done:
+    """What a button did, for the page that follows."""
 
     number: int
-    created: bool
-    held: bool = False
+    #: ``published``, ``held``, ``unchanged``, ``already_held``, ``approved``, ``rejected``
+    action: str
+    reasons: list[str] = field(default_factory=list)
     message: str = ""
-    runs: list[Any] = field(default_factory=list)
 
 
-def audit(session: Session, actor: str, action: str, number: int | None, detail: str = "",
-          now: datetime | None = None) -> None:  # fmt: skip
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    number: int | None,
+    detail: str = "",
+    now: datetime | None = None,
+) -> None:
     session.add(
         AuditEvent(
             at=now or datetime.now(UTC),
@@ -38,63 +51,66 @@ def audit(session: Session, actor: str, action: str, number: int | None, detail:
             icp_version=number,
             source="console",
             detail=detail,
-        )  # fmt: skip
+        )
     )
 
 
-def _reevaluate(store: Store, config: WorkerConfig) -> tuple[str, list[Any]]:
-    """Queue the re-evaluation for the workers (with a broker) or run it here (the embedded default)."""
-    if get_settings().broker_url():
-        from worker.tasks import enqueue_reevaluation
-
-        ids = enqueue_reevaluation()
-        return f"re-evaluation queued for {len(ids)} connection(s)", []
-    summaries = reevaluate_all(store, config)
-    lines = [
-        f"{r.connection}: {r.status}, scored {r.counts.get('scored', 0):,}, "
-        f"written {r.counts.get('written', 0):,}"
-        for r in summaries
-    ]
-    return "re-evaluated " + ("; ".join(lines) or "no connection"), summaries
+def _record(store: Store, outcome: publishing.Outcome, actor: str, action: str, detail: str) -> Done:
+    number = outcome.version.number
+    if action:
+        with store.session() as s:
+            audit(s, actor, action, number, detail)
+    message = outcome.reevaluation.message if outcome.reevaluation else ""
+    return Done(number, outcome.action, list(outcome.reasons), message)
 
 
-def publish_draft(
-    store: Store, config: WorkerConfig, text: str, *, author: str, note: str, filename: str = "draft.yaml"
-) -> Outcome:
-    """Store ``text`` as the next version (it is validated first) and re-evaluate every connection."""
+def publish_draft(store: Store, config: WorkerConfig, text: str, *, author: str, note: str) -> Done:
+    """Publish ``text`` as ``icp publish`` does (checked; held when its impact calls for it)."""
+    outcome = publishing.publish_text(store, config, text, filename="draft.yaml", note=note, author=author)
+    action = _PUBLISH_ACTIONS.get(outcome.action, "")
+    detail = "; ".join(outcome.reasons)  # the note is kept with the version itself
+    return _record(store, outcome, author, action, detail)
+
+
+def rollback_to(store: Store, config: WorkerConfig, number: int, *, author: str) -> Done:
+    outcome = publishing.rollback_version(store, config, number, author=author)
+    action = {"published": "rollback", "held": "hold"}.get(outcome.action, "")
+    return _record(store, outcome, author, action, f"content of v{number}")
+
+
+def may_approve(version: IcpVersion, approver: str, self_approval: bool) -> bool:
+    return self_approval or version.author != approver
+
+
+def approve_version(store: Store, config: WorkerConfig, number: int, *, by: str, self_approval: bool) -> Done:
+    """Make held version ``number`` current (``publishing.approve``); refused for the author's own revision
+    unless ``self_approval``."""
     with store.session() as s:
-        published = versions.publish(s, text, filename=filename, author=author, note=note)
-        number, created = published.version.number, published.created
-        if created:
-            audit(s, author, "publish", number, note)
-    if not created:
-        return Outcome(number, False, message=f"identical to v{number}: nothing published")
-    message, runs = _reevaluate(store, config)
-    return Outcome(number, True, message=f"published v{number}; {message}", runs=runs)
+        version = versions.get_version(s, number)
+        if not may_approve(version, by, self_approval):
+            raise SelfApprovalError(
+                f"v{number} is your own revision: another approver must approve it (CONSOLE_SELF_APPROVAL)"
+            )
+    outcome = publishing.approve(store, config, number, by=by)
+    return _record(store, outcome, by, "approve", "")
 
 
-def rollback_to(store: Store, config: WorkerConfig, number: int, *, author: str) -> Outcome:
-    with store.session() as s:
-        published = versions.rollback(s, number, author=author)
-        new, created = published.version.number, published.created
-        if created:
-            audit(s, author, "rollback", new, f"content of v{number}")
-    if not created:
-        return Outcome(new, False, message=f"v{number} is already the current content (v{new})")
-    message, runs = _reevaluate(store, config)
-    return Outcome(new, True, message=f"published v{new} with the content of v{number}; {message}", runs=runs)
+def reject_version(store: Store, number: int, *, by: str, reason: str) -> Done:
+    outcome = publishing.reject(store, number, by=by)
+    return _record(store, outcome, by, "reject", reason)
 
 
 def held_versions(session: Session) -> list[IcpVersion]:
-    """Versions waiting for an approver (none until publishing can hold a version)."""
-    status = getattr(IcpVersion, "status", None)
-    if status is None:
-        return []
-    return list(session.query(IcpVersion).filter(status == "held").order_by(IcpVersion.number))
+    """Versions waiting for an approver, oldest first."""
+    return list(
+        session.scalars(
+            select(IcpVersion).where(IcpVersion.status == versions.HELD).order_by(IcpVersion.number)
+        )
+    )
 
 
 def version_state(version: IcpVersion, current: IcpVersion | None) -> str:
-    """``current``, or the version's own state (``held``, ``rejected``, ...) once publishing keeps one."""
+    """``current``, else the version's own status (``published``, ``held``, ``approved``, ``rejected``)."""
     if current is not None and version.number == current.number:
         return "current"
-    return str(getattr(version, "status", None) or "published")
+    return str(version.status)

@@ -89,7 +89,7 @@ def tier_bars(counts: Mapping[str, Mapping[str, int]], order: Sequence[str], *, 
             f'<rect x="{x:.1f}" y="{legend_y}" width="12" height="12" fill="{tier_colour(t, order)}"/>'
         )
         parts.append(_text(x + 16, legend_y + 10.5, t, size=11))
-        x += 24 + 7 * len(t)
+        x += 26 + 7.5 * len(t)
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 

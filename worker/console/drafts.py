@@ -3,26 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from worker.config import WorkerConfig
+from worker.config import ConnectionConfig, WorkerConfig
 from worker.console import charts
 from worker.icp.backtest import BacktestReport, backtest
+from worker.icp.hold import ConnectionImpact as HoldImpact
+from worker.icp.hold import impact_of
 from worker.icp.model import IcpSpec
 from worker.icp.preview import ConnectionPreview, Planned, preview_connection, tier_order
+from worker.icp.publishing import _limits as hold_limits
 from worker.icp.revisions import diff_specs
-from worker.icp.spec import IcpValidationError, parse_icp
-from worker.icp.versions import latest_icp, spec_of
+from worker.icp.spec import IcpValidationError
+from worker.icp.validation import check_text
+from worker.icp.versions import latest_icp, next_number, spec_of
+from worker.settings import get_settings
 from worker.store.history import load_history
 from worker.store.models import Connection
 
 FILENAME = "draft.yaml"
 #: Records a publish would write, shown on the preview page per connection (the CSV has them all).
-SAMPLE_ROWS = 50
+SAMPLE_ROWS = 12
 #: Columns of the records CSV (those of ``icp preview --records``).
 ROW_COLUMNS = (
     "connection", "object_type", "id", "name", "fit_score_before", "fit_score_after", "fit_tier_before",
@@ -74,13 +80,18 @@ def decode_upload(raw: bytes) -> tuple[str, list[Problem]]:
         return raw.decode("utf-8", errors="replace"), [Problem(line, "", "not valid UTF-8 text")]
 
 
-def check_draft(text: str) -> DraftCheck:
-    """Validate the draft as ``icp validate`` does; every problem with its line."""
+def check_draft(text: str, connections: Sequence[ConnectionConfig], session: Session | None) -> DraftCheck:
+    """Check the draft as ``icp validate`` does (the spec, then the connections and the store); every
+    problem with its line."""
     result = DraftCheck(text.replace("\r\n", "\n"))
     try:
-        result.spec = parse_icp(result.text, FILENAME)
+        spec, report = check_text(result.text, FILENAME, connections, session)
     except IcpValidationError as exc:
         result.errors = [Problem(e.line, e.field, e.message) for e in exc.errors]
+        return result
+    result.spec = spec
+    result.errors = [Problem(e.line, e.field, e.message) for e in report.errors]
+    result.warnings = [Problem(e.line, e.field, e.message) for e in report.warnings]
     return result
 
 
@@ -126,6 +137,8 @@ class ConnectionImpact:
     preview: ConnectionPreview
     tiers: list[str]
     heatmap: Any
+    #: The hold's view: share of scored records changing tier, writes, the limits, why it would wait.
+    hold: HoldImpact
 
     def sample(self) -> list[dict[str, Any]]:
         return [record_row(self.preview.connection, r) for r in self.preview.rows[:SAMPLE_ROWS]]
@@ -144,13 +157,28 @@ class DraftPreview:
     backtests: list[BacktestPair]
     skipped: list[str]
 
+    @property
+    def hold_reasons(self) -> list[str]:
+        """Why a publish would be held for approval (empty: it would be published at once)."""
+        if self.current_number is None:
+            return []  # the first version is never held
+        return [r for i in self.impacts for r in i.hold.reasons()]
 
-def preview_draft(session: Session, config: WorkerConfig, spec: IcpSpec, now: datetime | None = None,
-                  examples: int = 25) -> DraftPreview:  # fmt: skip
-    """What publishing ``spec`` would change on every configured connection that has been synced."""
+
+def preview_draft(
+    session: Session,
+    config: WorkerConfig,
+    spec: IcpSpec,
+    now: datetime | None = None,
+    examples: int = 12,
+    number: int | None = None,
+) -> DraftPreview:
+    """What publishing ``spec`` (as version ``number``, default the next) would change on every configured
+    connection that has been synced."""
     moment = now or datetime.now(UTC)
+    settings = get_settings()
     current = latest_icp(session)
-    number = (current.number + 1) if current else 1
+    number = number or next_number(session)
     changes = diff_specs(spec_of(current), spec) if current else ["(first version)"]
     impacts, skipped, pairs = [], [], []
     for cfg in config.connections:
@@ -164,9 +192,12 @@ def preview_draft(session: Session, config: WorkerConfig, spec: IcpSpec, now: da
             t for t in tiers if any(p.transitions.get((t, b)) or p.transitions.get((b, t)) for b in tiers)
         ]
         title = f"{cfg.name}: current tier → proposed tier"
-        impacts.append(
-            ConnectionImpact(p, tiers, charts.transition_heatmap(tiers, p.matrix(tiers), title=title))
+        share, writes = hold_limits(cfg, settings)
+        hold = impact_of(
+            cfg.name, p.transitions, sum(p.to_write.values()), hold_share=share, hold_writes=writes
         )
+        heatmap = charts.transition_heatmap(tiers, p.matrix(tiers), title=title)
+        impacts.append(ConnectionImpact(p, tiers, heatmap, hold))
         if current is not None:
             history = load_history(session, conn.id)
             if any(h.closed for h in history):
@@ -180,8 +211,7 @@ def record_rows(session: Session, config: WorkerConfig, spec: IcpSpec, now: date
                 ) -> list[dict[str, Any]]:  # fmt: skip
     """Every record a publish of ``spec`` would write, on every synced connection (the records CSV)."""
     moment = now or datetime.now(UTC)
-    current = latest_icp(session)
-    number = (current.number + 1) if current else 1
+    number = next_number(session)
     out: list[dict[str, Any]] = []
     for cfg in config.connections:
         conn = session.query(Connection).filter_by(name=cfg.name).one_or_none()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -19,7 +18,13 @@ from worker.icp.spec import IcpValidationError
 from worker.icp.versions import latest_icp
 
 
-def _draft_text(form: FormData) -> drafts.DraftCheck:
+def _check(request: Request, text: str) -> drafts.DraftCheck:
+    c = console_of(request)
+    with c.store.session() as s:
+        return drafts.check_draft(text, c.config().connections, s)
+
+
+def _draft_text(request: Request, form: FormData) -> drafts.DraftCheck:
     """The uploaded file if one was chosen, else the text area; checked."""
     upload = form.get("upload")
     if isinstance(upload, UploadFile) and upload.filename:
@@ -29,8 +34,8 @@ def _draft_text(form: FormData) -> drafts.DraftCheck:
         text, problems = drafts.decode_upload(raw)
         if problems:
             return drafts.DraftCheck(text, errors=problems)
-        return drafts.check_draft(text)
-    return drafts.check_draft(form_text(form, "yaml"))
+        return _check(request, text)
+    return _check(request, form_text(form, "yaml"))
 
 
 def _editor(request: Request, user: SignedIn, check: drafts.DraftCheck | None, text: str, status: int = 200
@@ -52,13 +57,13 @@ def draft_form(request: Request, user: SignedIn) -> Response:
 
 @action("editor")
 def draft_check(request: Request, user: SignedIn, form: FormData) -> Response:
-    check = _draft_text(form)
+    check = _draft_text(request, form)
     return _editor(request, user, check, check.text, status=200 if check.ok else 422)
 
 
 @action("editor")
 def draft_preview(request: Request, user: SignedIn, form: FormData) -> Response:
-    check = _draft_text(form)
+    check = _draft_text(request, form)
     if not check.ok or check.spec is None:
         return _editor(request, user, check, check.text, status=422)
     c = console_of(request)
@@ -72,7 +77,7 @@ def draft_preview(request: Request, user: SignedIn, form: FormData) -> Response:
 @action("editor")
 def draft_records(request: Request, user: SignedIn, form: FormData) -> Response:
     """The records a publish would write, as CSV (the columns of ``icp preview --records``)."""
-    check = drafts.check_draft(form_text(form, "yaml"))
+    check = _check(request, form_text(form, "yaml"))
     if not check.ok or check.spec is None:
         return _editor(request, user, check, check.text, status=422)
     c = console_of(request)
@@ -92,7 +97,7 @@ def draft_records(request: Request, user: SignedIn, form: FormData) -> Response:
 
 @action("editor")
 def draft_publish(request: Request, user: SignedIn, form: FormData) -> Response:
-    check = drafts.check_draft(form_text(form, "yaml"))
+    check = _check(request, form_text(form, "yaml"))
     note = form_text(form, "note").strip()
     if not check.ok:
         return _editor(request, user, check, check.text, status=422)
@@ -100,11 +105,10 @@ def draft_publish(request: Request, user: SignedIn, form: FormData) -> Response:
         return bad_request(request, user, "Say why in the note: it is kept with the version.")
     c = console_of(request)
     try:
-        outcome = actions.publish_draft(c.store, c.config(), check.text, author=user.name, note=note)
+        done = actions.publish_draft(c.store, c.config(), check.text, author=user.name, note=note)
     except IcpValidationError as exc:
         return bad_request(request, user, str(exc))
-    query = urlencode({"done": "held" if outcome.held else ("published" if outcome.created else "unchanged")})
-    return RedirectResponse(f"/icp/v{outcome.number}?{query}", status_code=303)
+    return RedirectResponse(f"/icp/v{done.number}?done={done.action}", status_code=303)
 
 
 ROUTES = [

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from worker.console import actions, data
+from worker.console import actions, data, drafts
 from worker.console.auth import SignedIn
-from worker.console.http import action, bad_request, console_of, not_found, render, view
-from worker.icp import versions
+from worker.console.http import action, bad_request, console_of, forbidden, form_text, not_found, render, view
+from worker.icp import publishing, versions
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import IcpValidationError
 from worker.icp.versions import latest_icp, spec_of
@@ -23,9 +23,10 @@ DONE = {
     "published": "Published: this is the current version; its re-evaluation has run or is queued (see Runs).",
     "rolled-back": "Rolled back: this version carries the old content and is current (see Runs).",
     "unchanged": "Nothing published: the content is identical to this version.",
-    "held": "Held for approval: nothing is written until an approver approves it.",
+    "held": "Held for approval: nothing is scored or written with it until an approver approves it.",
+    "already_held": "Nothing published: this content already waits for approval as this version.",
     "approved": "Approved: this is the current version; its re-evaluation has run or is queued (see Runs).",
-    "rejected": "Rejected: this version will never be published.",
+    "rejected": "Rejected: this version will never score; it stays in the history.",
 }
 
 
@@ -60,6 +61,7 @@ def version_list(request: Request, user: SignedIn) -> Response:
 def version_show(request: Request, user: SignedIn) -> Response:
     c = console_of(request)
     number = _int(request.path_params["number"])
+    preview = None
     with c.store.session() as s:
         try:
             version = versions.get_version(s, number or 0)
@@ -68,6 +70,10 @@ def version_show(request: Request, user: SignedIn) -> Response:
         current = latest_icp(s)
         events = data.audit_for(s, [version.number]).get(version.number, [])
         numbers = [v.number for v in versions.history(s)]
+        if version.status == versions.HELD:
+            # the picture an approver decides on: the impact now, as a publish would compute it
+            preview = drafts.preview_draft(s, c.config(), spec_of(version), number=version.number)
+    may_decide = user.can("approver") and version.status == versions.HELD
     return render(
         request,
         "version.html",
@@ -77,7 +83,9 @@ def version_show(request: Request, user: SignedIn) -> Response:
         current=current,
         events=events,
         numbers=numbers,
-        lines=version.content.splitlines(),
+        preview=preview,
+        may_decide=may_decide,
+        own=version.author == user.name and not c.settings.console_self_approval,
         done=DONE.get(request.query_params.get("done", ""), ""),
     )
 
@@ -118,13 +126,47 @@ def version_rollback(request: Request, user: SignedIn, form: FormData) -> Respon
     if number is None:
         return not_found(request, user, "No such version.")
     try:
-        outcome = actions.rollback_to(c.store, c.config(), number, author=user.name)
+        done = actions.rollback_to(c.store, c.config(), number, author=user.name)
     except versions.UnknownVersionError as exc:
         return not_found(request, user, str(exc))
-    except IcpValidationError as exc:
-        return bad_request(request, user, f"v{number} no longer validates: {exc}")
-    done = "rolled-back" if outcome.created else "unchanged"
-    return RedirectResponse(f"/icp/v{outcome.number}?done={done}", status_code=303)
+    except (IcpValidationError, LookupError, ValueError) as exc:
+        return bad_request(request, user, str(exc))
+    state = "rolled-back" if done.action == "published" else done.action
+    return RedirectResponse(f"/icp/v{done.number}?done={state}", status_code=303)
+
+
+@action("approver")
+def version_approve(request: Request, user: SignedIn, form: FormData) -> Response:
+    c = console_of(request)
+    number = _int(request.path_params["number"])
+    if number is None:
+        return not_found(request, user, "No such version.")
+    try:
+        done = actions.approve_version(
+            c.store, c.config(), number, by=user.name, self_approval=c.settings.console_self_approval
+        )
+    except actions.SelfApprovalError as exc:
+        return forbidden(request, user, str(exc))
+    except versions.UnknownVersionError as exc:
+        return not_found(request, user, str(exc))
+    except publishing.ApprovalError as exc:
+        return bad_request(request, user, str(exc))
+    return RedirectResponse(f"/icp/v{done.number}?done=approved", status_code=303)
+
+
+@action("approver")
+def version_reject(request: Request, user: SignedIn, form: FormData) -> Response:
+    c = console_of(request)
+    number = _int(request.path_params["number"])
+    if number is None:
+        return not_found(request, user, "No such version.")
+    try:
+        done = actions.reject_version(c.store, number, by=user.name, reason=form_text(form, "reason").strip())
+    except versions.UnknownVersionError as exc:
+        return not_found(request, user, str(exc))
+    except publishing.ApprovalError as exc:
+        return bad_request(request, user, str(exc))
+    return RedirectResponse(f"/icp/v{done.number}?done=rejected", status_code=303)
 
 
 ROUTES = [
@@ -132,4 +174,6 @@ ROUTES = [
     Route("/icp/diff", version_diff),
     Route("/icp/v{number}", version_show),
     Route("/icp/v{number}/rollback", version_rollback, methods=["POST"]),
+    Route("/icp/v{number}/approve", version_approve, methods=["POST"]),
+    Route("/icp/v{number}/reject", version_reject, methods=["POST"]),
 ]
