@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.registry import build_connector
-from worker import yamlfile
+from worker import outbox, yamlfile
 from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp import versions
 from worker.store.db import Store
@@ -30,14 +30,25 @@ def sync_connection(
     score: bool = True,
 ) -> RunSummary:
     """One run of one connection, with its connector opened and closed around it (``score=False``: pull
-    and snapshot only)."""
+    and snapshot only).
+
+    A re-evaluation the publish outbox still owes the connection is carried out first (its own
+    ``reevaluate`` run); every run that scored the connection settles the requests it fulfils."""
     connector = build_connector(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        return run_sync(
+        if score and kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
+            first = run_sync(
+                store, cfg, connector, kind="reevaluate", now=now, progress=progress, task_id=task_id
+            )
+            outbox.settle(store, cfg.name, first.run_id, first.status, first.kind)
+        summary = run_sync(
             store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id, score=score
         )
+        if score:
+            outbox.settle(store, cfg.name, summary.run_id, summary.status, summary.kind)
+        return summary
     finally:
         connector.close()
 
@@ -55,6 +66,8 @@ def reevaluate_all(
 def publish_file(
     store: Store, path: Path, *, note: str, author: str, now: datetime | None = None
 ) -> versions.Published:
+    """Store ``path`` as the next current version, with no check against the connections, no hold and
+    no re-evaluation (tests, the demo's first version): ``worker.icp.publishing`` does all of that."""
     text = yamlfile.read_text(path)  # not UTF-8, or over the size limit: YamlFileError naming the line
     with store.session() as s:
         return versions.publish(s, text, filename=str(path), author=author, note=note, now=now)
