@@ -27,13 +27,17 @@ def sync_connection(
     now: datetime | None = None,
     env: Mapping[str, str] | None = None,
     limiter: Any = None,
+    dry_run: bool = False,
 ) -> RunSummary:
-    """One run of one connection, with its connector opened and closed around it."""
+    """One run of one connection, with its connector opened and closed around it (``dry_run``: see
+    ``worker.sync.run_sync``)."""
     connector = build_connector(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        return run_sync(store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id)
+        return run_sync(
+            store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id, dry_run=dry_run
+        )
     finally:
         connector.close()
 

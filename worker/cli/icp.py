@@ -11,6 +11,7 @@ from rich.table import Table
 
 from worker.cli.analysis import register as register_analysis
 from worker.cli.common import STATE, err, handle_errors, out, print_json, progress_bar
+from worker.cli.outcome import exit_for, print_record_errors, write_records
 from worker.icp import versions
 from worker.icp.backtest import backtest, render_side_by_side
 from worker.icp.outcomes import load_history
@@ -77,11 +78,15 @@ def preview(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     connection: str = typer.Option(None, "--connection", help="Only this connection."),
     examples: int = typer.Option(10, help="Re-engagement examples to show."),
-    as_json: bool = typer.Option(False, "--json"),
+    records: Path = typer.Option(
+        None, "--records", dir_okay=False, help="Write every record the publish would write, as CSV."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="JSON, with every record to write under `rows`."),
 ) -> None:
     """What publishing FILE would change: tier moves, records to write, re-engagement candidates.
 
-    Computed from the snapshot store: no CRM call."""
+    Computed from the snapshot store: no CRM call. ``--records OUT.csv``: one row per record whose fit
+    fields the publish would write (before and after)."""
     proposed = load_icp(file)
     store = STATE.store()
     now = datetime.now(UTC)
@@ -96,13 +101,18 @@ def preview(
             if conn is None:
                 err.print(f"{name}: never synced, nothing to preview")
                 continue
-            results.append(preview_connection(s, conn, cfg, proposed, number, now, examples))
+            keep_rows = as_json or records is not None
+            results.append(preview_connection(s, conn, cfg, proposed, number, now, examples, rows=keep_rows))
         backtests = _backtests(s, current, proposed, names)
+    if records is not None:
+        n = write_records(records, (row for p in results for row in p.record_rows()))
+        err.print(f"{n:,} record(s) the publish would write: {records}", highlight=False)
     if as_json:
         print_json(
             {
                 "proposed_version": number,
                 "connections": [p.as_dict(tier_order(proposed, p.transitions)) for p in results],
+                "rows": [row for p in results for row in p.record_rows()],
             }
         )
         return
@@ -163,6 +173,7 @@ def publish(
                 "runs": [s.__dict__ for s in summaries],
             }
         )
+    exit_for(summaries)
 
 
 def enqueue_or_run_reevaluation(store, *, quiet: bool = False):
@@ -183,6 +194,7 @@ def enqueue_or_run_reevaluation(store, *, quiet: bool = False):
             f"re-evaluated {s.connection}: {s.status}, scored {s.counts.get('scored', 0):,}, "
             f"written {s.counts.get('written', 0):,}, flagged {s.counts.get('flags_raised', 0):,}"
         )
+        print_record_errors(s)
     return summaries
 
 
@@ -254,7 +266,7 @@ def rollback(
         out.print(f"v{number} is already the current content (v{published.version.number}); nothing to do")
         return
     out.print(f"[green]published[/] v{published.version.number} with the content of v{number}")
-    enqueue_or_run_reevaluation(store)
+    exit_for(enqueue_or_run_reevaluation(store))
 
 
 register_analysis(app)

@@ -5,6 +5,7 @@ in flight)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,22 @@ from worker.sync.tables import FIT, ProgressFn
 
 #: Pending fits read per query in the write phase (then sent in the connector's batch size).
 WRITE_READ_CHUNK = 2000
+#: Record errors a run keeps for its report (the store keeps every failed record's last error).
+MAX_RECORD_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """A record the CRM refused in this run: which one, which field (when the CRM says), its message."""
+
+    object_type: str
+    id: str
+    field: str | None
+    code: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
 
 
 def write_object(
@@ -30,6 +47,7 @@ def write_object(
     counts: RunCounts,
     now: datetime,
     progress: ProgressFn | None,
+    errors: list[RecordError] | None = None,
 ) -> None:
     """Send every pending (or previously failed) record once, in the connector's batch size.
 
@@ -63,7 +81,7 @@ def write_object(
                 break
             last_id = rows[-1][0]
             for start in range(0, len(rows), batch):
-                write_batch(store, object_type, connector, rows[start : start + batch], counts, now)
+                write_batch(store, object_type, connector, rows[start : start + batch], counts, now, errors)
                 if progress:
                     progress(f"write:{object_type}", len(rows[start : start + batch]))
 
@@ -75,8 +93,10 @@ def write_batch(
     rows: Sequence[Any],
     counts: RunCounts,
     now: datetime,
+    errors: list[RecordError] | None = None,
 ) -> None:
-    """One write request and its per-record results, committed as soon as the CRM answers."""
+    """One write request and its per-record results, committed as soon as the CRM answers; the first
+    ``MAX_RECORD_ERRORS`` refusals of the run are kept in ``errors``."""
     updates = [
         FitUpdate(ext, {**desired, "scored_at": queries.aware(scored_at).isoformat(timespec="seconds")})
         for _, ext, desired, scored_at in rows
@@ -100,6 +120,16 @@ def write_batch(
         else:
             error = "no result from the CRM" if res is None else f"{res.error_code}: {res.error_message}"
             failed_rows.append((snapshot_id, error[:2000]))
+            if errors is not None and len(errors) < MAX_RECORD_ERRORS:
+                errors.append(
+                    RecordError(
+                        object_type,
+                        ext,
+                        res.field if res is not None else None,
+                        res.error_code if res is not None else None,
+                        (res.error_message or "") if res is not None else "no result from the CRM",
+                    )
+                )
     with store.session() as s:
         if ok_rows:
             s.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), ok_rows)
