@@ -28,15 +28,24 @@ def sync_connection(
     env: Mapping[str, str] | None = None,
     limiter: Any = None,
     dry_run: bool = False,
+    score: bool = True,
 ) -> RunSummary:
-    """One run of one connection, with its connector opened and closed around it (``dry_run``: see
-    ``worker.sync.run_sync``)."""
+    """One run of one connection, with its connector opened and closed around it (``dry_run``,
+    ``score=False``: see ``worker.sync.run_sync``)."""
     connector = build_connector(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
         return run_sync(
-            store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id, dry_run=dry_run
+            store,
+            cfg,
+            connector,
+            kind=kind,
+            now=now,
+            progress=progress,
+            task_id=task_id,
+            dry_run=dry_run,
+            score=score,
         )
     finally:
         connector.close()

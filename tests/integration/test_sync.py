@@ -257,3 +257,16 @@ def test_missing_owned_fields_refuse_to_write_with_a_clear_message(store, crm, n
 def test_no_published_icp_is_a_clear_error(store, crm, now):
     with pytest.raises(NoIcpError, match="icp publish"):
         run_sync(store, cfg(), MemoryConnector(crm), now=now)
+
+
+def test_no_score_pulls_snapshots_without_any_icp(store, crm, now):
+    """``sync --no-score``: the history ``icp derive`` reads, before any ICP is published."""
+    summary = run_sync(store, cfg(), MemoryConnector(crm), now=now, score=False)
+    assert summary.status == "succeeded" and summary.counts.get("scored", 0) == 0
+    assert sum(v for k, v in summary.counts.items() if k.startswith("pulled_")) > 0
+    assert crm.writes == []
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(RecordSnapshot)) > 0
+        assert s.scalar(select(func.count()).select_from(RecordFit)) == 0
+    with pytest.raises(ValueError, match="re-evaluation"):
+        run_sync(store, cfg(), MemoryConnector(crm), now=now, kind="reevaluate", score=False)

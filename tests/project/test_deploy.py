@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from worker.celery_app import RuntimeSettings
+from worker.console.settings import ConsoleSettings
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,19 +96,19 @@ def app_services(compose: dict) -> dict[str, dict]:
 
 def test_compose_services_have_health_checks_and_wait_for_the_migration(compose):
     services = compose["services"]
-    assert {"redis", "postgres", "migrate", "worker", "beat", "flower"} <= set(services)
+    assert {"redis", "postgres", "migrate", "worker", "beat", "console", "flower"} <= set(services)
     for name in ("redis", "postgres"):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("worker", "beat"):
+    for name in ("worker", "beat", "console"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["redis"]["condition"] == "service_healthy"
     assert services["worker"]["healthcheck"]["test"]
     assert services["flower"]["profiles"] == ["monitoring"]
-    assert app_services(compose).keys() == {"migrate", "worker", "beat"}
+    assert app_services(compose).keys() == {"migrate", "worker", "beat", "console"}
 
 
 def test_compose_gives_every_app_service_the_store_broker_and_config(compose):
@@ -183,7 +184,7 @@ def test_dockerfile_bakes_in_no_secret():
 # --------------------------------------------------------------------------------------------- systemd
 
 
-@pytest.mark.parametrize("unit", ["icp-worker.service", "icp-beat.service"])
+@pytest.mark.parametrize("unit", ["icp-worker.service", "icp-beat.service", "icp-console.service"])
 def test_systemd_units_restart_read_an_environment_file_and_run_existing_commands(unit, tmp_path):
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # keys are case-sensitive
@@ -195,7 +196,7 @@ def test_systemd_units_restart_read_an_environment_file_and_run_existing_command
     argv = shlex.split(service["ExecStart"])
     assert argv[0] == "/opt/icp-worker/venv/bin/icp-worker"
     help_text = assert_runs(argv, tmp_path)
-    assert argv[1] in ("worker", "beat") and "Start" in help_text
+    assert argv[1] in ("worker", "beat", "console") and "Start" in help_text
     assert parser["Install"]["WantedBy"] == "multi-user.target"
 
 
@@ -204,6 +205,7 @@ def test_systemd_units_restart_read_an_environment_file_and_run_existing_command
 
 def test_env_example_lists_every_setting_with_a_comment(env_example):
     names = {n.upper() for n in Settings.model_fields} | {n.upper() for n in RuntimeSettings.model_fields}
+    names |= {n.upper() for n in ConsoleSettings.model_fields}
     names |= {"PROMETHEUS_MULTIPROC_DIR", "ICP_WORKER_NO_PROGRESS", "POSTGRES_PASSWORD"}
     assert names <= set(env_example), f"missing: {sorted(names - set(env_example))}"
     secrets = {"SF_USERNAME", "SF_PASSWORD", "SF_SECURITY_TOKEN", "SF_CONSUMER_KEY", "SF_PRIVATE_KEY",
@@ -220,3 +222,26 @@ def test_env_example_holds_no_real_secret():
         name, sep, value = line.partition("=")
         if sep and not line.startswith("#") and SECRET_WORDS.search(name):
             assert value in ("", "change-me"), line
+
+
+# --------------------------------------------------------------------------------------------- console
+
+
+def test_the_console_service_publishes_on_loopback_only_and_checks_its_health(compose):
+    console = compose["services"]["console"]
+    assert console["command"][:1] == ["console"] and "--port" in console["command"]
+    port = console["command"][console["command"].index("--port") + 1]
+    assert [interpolate(p) for p in console["ports"]] == [f"127.0.0.1:8080:{port}"]
+    health = console["healthcheck"]["test"]
+    assert health[0] == "CMD" and f"127.0.0.1:{port}/login" in " ".join(health)
+    runtime = dockerfile_stages()[-1]
+    exposed = " ".join(arg for op, arg in runtime if op == "EXPOSE").split()
+    assert port in exposed
+
+
+def test_the_console_unit_listens_on_loopback(tmp_path):
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(DEPLOY / "systemd" / "icp-console.service")
+    argv = shlex.split(parser["Service"]["ExecStart"])
+    assert argv[1] == "console" and argv[argv.index("--host") + 1] == "127.0.0.1"

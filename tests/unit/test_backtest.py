@@ -10,15 +10,13 @@ from functools import cache
 
 import pytest
 
-from worker.icp.backtest import (
-    auc_interval,
-    backtest,
-    render_side_by_side,
-    roc_auc,
-)
-from worker.icp.derive import derive, draft_icp_yaml
-from worker.icp.outcomes import AccountOutcome, Deal, synthetic_history
+from worker.icp.backtest import backtest, render_side_by_side
+from worker.icp.derive import derive
+from worker.icp.draft import draft_icp_yaml
+from worker.icp.history import AccountOutcome, Deal
 from worker.icp.spec import parse_icp
+from worker.icp.stats import auc_interval, roc_auc
+from worker.icp.synthetic import synthetic_history
 
 SPLIT = date(2023, 7, 1)
 

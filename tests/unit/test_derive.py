@@ -9,19 +9,13 @@ from functools import cache
 
 import pytest
 
-from worker.icp.derive import (
-    NoReliablePatternError,
-    derive,
-    draft_icp_yaml,
-    enrichment_p,
-    nice_edges,
-    nice_number,
-    ratio_interval,
-    wilson_interval,
-    z_for,
-)
-from worker.icp.outcomes import AccountOutcome, Deal, synthetic_history
+from worker.icp.bands import nice_edges, nice_number
+from worker.icp.derive import NoReliablePatternError, derive
+from worker.icp.draft import draft_icp_yaml
+from worker.icp.history import AccountOutcome, Deal
 from worker.icp.spec import parse_icp
+from worker.icp.stats import enrichment_p, ratio_interval, wilson_interval, z_for
+from worker.icp.synthetic import synthetic_history
 
 SPLIT = date(2023, 7, 1)
 
@@ -287,3 +281,123 @@ def test_report_json_is_plain_data():
     data = json.loads(derive(planted(), split_date=SPLIT).to_json())
     assert data["reliable"] is True and data["split_date"] == SPLIT.isoformat()
     assert {c["attribute"] for c in data["criteria"]} >= {"industry", "employees"}
+
+
+# ------------------------------------------------------------------------------------------------ leakage
+
+
+def _leaky_history(n: int = 1200, seed: int = 8) -> list[AccountOutcome]:
+    """Software wins more often; ``account_type`` says Customer because an account won; ``segment``
+    (an innocent name) is set the same way, but by a CRM admin."""
+    rng = random.Random(seed)
+    history = []
+    for i in range(n):
+        industry = rng.choice(["Software", "Retail", "Banking"])
+        p = 0.6 if industry == "Software" else 0.2
+        deals = [(rng.random() < p, 10_000.0, date(2024, 1, 1) + timedelta(days=i % 300))]
+        won = deals[0][0]
+        attributes = {
+            "industry": industry,
+            "account_type": "Customer - Direct" if won else rng.choice(["Prospect", "Other"]),
+            "segment": "Key" if won else "Open",
+        }
+        history.append(_account(f"A{i}", deals, **attributes))
+    return history
+
+
+def test_outcome_attributes_are_left_out_and_the_report_says_why():
+    report = derive(_leaky_history())
+    analysed = {ev.attribute for ev in report.attributes}
+    assert "account_type" not in analysed and "segment" not in analysed
+    assert {c.attribute for c in report.criteria} == {"industry"}
+    why = {e.attribute: e for e in report.excluded}
+    assert why["account_type"].kind == "outcome" and "sales state" in why["account_type"].reason
+    # "segment" has an innocent name, but its values separate won from lost accounts: a probable leak.
+    assert why["segment"].kind == "leak" and why["segment"].separation >= 0.95
+    text = report.render_text()
+    assert "left out: account_type" in text and "--include account_type" in text
+    assert "left out: segment" in text and "separate won from lost" in text
+    assert "# Left out: account_type" in draft_icp_yaml(report)
+
+
+def test_include_overrides_the_leak_guards():
+    report = derive(_leaky_history(), include=["account_type", "Segment"])
+    assert {"account_type", "segment"} <= {ev.attribute for ev in report.attributes}
+    assert report.excluded == ()
+
+
+def test_a_strong_genuine_trait_is_not_called_a_leak():
+    report = derive(planted(), split_date=SPLIT)
+    assert report.excluded == ()
+    assert all(ev.separation is None or ev.separation < 0.8 for ev in report.attributes)
+
+
+# ------------------------------------------------------------------------------------ what predicts winning
+
+
+def test_weights_follow_the_odds_of_winning_not_the_size_of_the_customer():
+    report = derive(planted(), split_date=SPLIT)
+    weights = {c.attribute: c.weight for c in report.criteria}
+    # The three planted traits carry the profile; none of them is an afterthought (the old ranking by won
+    # amount gave industry a weight of 6).
+    location = weights.get("region", weights.get("country", 0))
+    assert min(weights["industry"], weights["employees"], location) >= 15, weights
+    assert report.measure == "win_rate" and report.model_converged is True
+    software = next(c for ev in report.attributes for c in ev.cells if c.label == "Computer Software")
+    assert software.by_win_rate and software.deal_win_rate > software.base_deal_win_rate
+
+
+def test_the_old_measures_stay_available():
+    for measure in ("won_amount", "wins", "tenure"):
+        report = derive(planted(), split_date=SPLIT, measure=measure)
+        assert report.measure == measure and report.reliable
+        assert not any(c.by_win_rate for ev in report.attributes for c in ev.cells)
+
+
+def test_many_deals_of_a_few_accounts_are_not_many_witnesses():
+    # No attribute predicts winning; big accounts have many deals and their own (random) propensity.
+    from worker.icp.synthetic import signalless_history
+
+    history = signalless_history()
+    report = derive(history, split_date=date(2017, 9, 15))
+    assert not report.reliable and report.warnings[0].startswith("No reliable pattern")
+    big = [c for ev in report.attributes if ev.attribute == "employees" for c in ev.cells][-1]
+    assert big.design_effect > 3  # dozens of deals per account, correlated within the account
+    # Ranking "best customers" by won amount falls for size (the old default): the verdict catches it.
+    by_amount = derive(history, split_date=date(2017, 9, 15), measure="won_amount")
+    assert by_amount.reliable
+
+
+def test_small_samples_are_warned_in_words():
+    history = [_account(f"W{i}", [(True, 1.0, date(2024, 1, 1))], industry="X") for i in range(40)]
+    report = derive(history)
+    assert any("Only 40 accounts have closed deals" in w for w in report.warnings)
+    assert any("No account has only lost deals" in w for w in report.warnings)
+
+
+def test_no_closed_deal_says_which_columns_it_looked_for():
+    report = derive([AccountOutcome("a", {"industry": "X"}), AccountOutcome("b", {"industry": "Y"})])
+    assert "IsClosed" in report.warnings[1] and "Closed Won" in report.warnings[1]
+
+
+# ------------------------------------------------------------------------------------------------ labels
+
+
+def test_band_labels_are_whole_and_years_are_years():
+    rng = random.Random(2)
+    history = []
+    for i in range(600):
+        revenue = rng.choice([2e8, 6e8, 9e8, 1.3e9, 4e9])
+        won = rng.random() < (0.7 if revenue >= 1.25e9 else 0.2)
+        history.append(
+            _account(f"A{i}", [(won, 1.0, date(2024, 1, 1))], annual_revenue=revenue,
+                     founded_year=rng.randint(1990, 2020))
+        )  # fmt: skip
+    report = derive(history)
+    text = report.render_text()
+    labels = [c.label for ev in report.attributes for c in ev.cells]
+    assert any(" to < 1,250,000,000" in label for label in labels), labels
+    for label in labels:
+        assert label in text  # never cut
+    years = [c.label for ev in report.attributes if ev.attribute == "founded_year" for c in ev.cells]
+    assert years and all("," not in y and "." not in y for y in years), years

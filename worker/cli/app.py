@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from worker import observability
-from worker.cli import demo, icp, operations, runtime, score
+from worker.cli import console, demo, icp, operations, runtime, score
 from worker.cli.common import STATE
 from worker.observability import configure_logging
 
@@ -62,6 +62,8 @@ app.command("sync")(operations.sync)
 app.command("runs")(operations.runs)
 app.command("score")(score.score)
 app.command("demo")(demo.demo)
+app.command("console")(console.console)
+app.add_typer(console.users_app, name="users")
 runtime.register(app)
 
 

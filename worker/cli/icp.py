@@ -14,12 +14,12 @@ from worker.cli.common import STATE, err, handle_errors, out, print_json, progre
 from worker.cli.outcome import exit_for, print_record_errors, write_records
 from worker.icp import versions
 from worker.icp.backtest import backtest, render_side_by_side
-from worker.icp.outcomes import load_history
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import load_icp
 from worker.icp.versions import latest_icp, spec_of
 from worker.jobs import publish_file, reevaluate_all
+from worker.store.history import load_history
 from worker.store.models import Connection
 
 app = typer.Typer(help="Write, preview, publish and roll back ICP versions.", no_args_is_help=True)

@@ -40,6 +40,9 @@ def sync(
     records: Path = typer.Option(
         None, "--records", dir_okay=False, help="With --dry-run: write the records it would write as CSV."
     ),
+    no_score: bool = typer.Option(
+        False, "--no-score", help="Only pull and snapshot (no ICP needed, nothing written): for `icp derive`."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pull, score and write back changed fit fields for one connection or all of them.
@@ -53,6 +56,10 @@ def sync(
     if records is not None and not dry_run:
         raise UserError("--records lists what a dry run would write: add --dry-run")
     kind = RunKind.FULL if full else RunKind.INCREMENTAL
+    if dry_run and no_score:
+        raise UserError("--dry-run scores what it pulls: drop --no-score")
+    if enqueue and no_score:
+        raise UserError("--no-score runs here, not on the workers: drop --enqueue")
     if enqueue:
         if dry_run:
             raise UserError("--dry-run runs in this process: leave out --enqueue")
@@ -61,7 +68,7 @@ def sync(
     summaries = []
     for name in names:
         try:
-            summaries.append(_run_one(name, kind, dry_run, as_json))
+            summaries.append(_run_one(name, kind, dry_run, as_json, score=not no_score))
         except Exception as exc:
             if as_json:  # a failing run prints a JSON error object, then exits as without --json
                 print_json({"error": describe(exc), "status": RunStatus.FAILED, "connection": name})
@@ -88,7 +95,7 @@ def _enqueue(names: list[str], kind: str, as_json: bool) -> None:
             out.print(f"queued {kind} sync of {n} (task {task_id})")
 
 
-def _run_one(name: str, kind: str, dry_run: bool, as_json: bool) -> RunSummary:
+def _run_one(name: str, kind: str, dry_run: bool, as_json: bool, *, score: bool = True) -> RunSummary:
     """One in-process run under the connection's lock (the one the workers take: a manual sync never
     overlaps a scheduled one). A run left ``running`` by a process that died is closed as abandoned."""
     store = STATE.store()
@@ -103,7 +110,7 @@ def _run_one(name: str, kind: str, dry_run: bool, as_json: bool) -> RunSummary:
                 err.print(
                     f"{name}: {abandoned} earlier run(s) had stopped unfinished; this run resumes their work"
                 )
-            return sync_connection(store, cfg, kind=kind, progress=progress, dry_run=dry_run)
+            return sync_connection(store, cfg, kind=kind, progress=progress, dry_run=dry_run, score=score)
     except LockBusy as busy:
         raise UserError(f"{busy}; try again when that run has finished") from None
 

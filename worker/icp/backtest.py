@@ -7,12 +7,16 @@ score separated won from lost deals:
   rate (the tier's win rate / the win rate of all deals; the lift's interval is the win rate's interval over
   the base);
 - **ROC AUC** of the score: the chance that a won deal scores higher than a lost one (ties count half;
-  Mann-Whitney), with a Hanley-McNeil interval. 0.5 is a coin toss;
+  Mann-Whitney). 0.5 is a coin toss;
+- **a yardstick**: the AUC of a regularised logistic regression on the ICP's own attributes, trained on the
+  deals before the split (``logit.yardstick``): how much signal the rubric leaves on the table;
 - a **calibration table**: the win rate by score decile (0-9, 10-19, ..., 90-100);
-- the **sample sizes**, and a warning wherever a figure rests on fewer than ``min_deals`` deals (30).
+- the **sample sizes**, and a warning wherever a figure rests on fewer than ``min_deals`` deals (30), on
+  fewer than 100 accounts, or when no account has only lost deals.
 
 The unit is the deal: an account with three closed deals counts three times. Deals of one account are not
-independent, so intervals are somewhat optimistic for accounts with many deals.
+independent, so the intervals honour the account: the AUC's is a cluster bootstrap (accounts resampled,
+seeded, a bounded number of rounds), the win rates' are widened by their design effect.
 
 ``split_date``: only deals closed on or after it are judged (derive on deals before it: ``derive(...,
 split_date=D)``), which exposes a profile that only memorised its own history. Deals with no close date are
@@ -24,19 +28,27 @@ Disqualified deals score 0 (as the scorer gives them) and count in the AUC as su
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from worker.icp.derive import json_safe, wilson_interval
+from worker.icp.history import AccountOutcome
+from worker.icp.logit import yardstick
 from worker.icp.model import DISQUALIFIED, INSUFFICIENT_DATA, IcpSpec
-from worker.icp.outcomes import AccountOutcome
 from worker.icp.scoring import Scorer
+from worker.icp.stats import (
+    Z95,
+    auc_of_accounts,
+    cluster_bootstrap_auc,
+    design_effect,
+    json_safe,
+    wilson_interval,
+)
 
 MIN_DEALS = 30
-Z95 = 1.959964
+#: Fewer accounts than this behind the judged deals: every figure is fragile (said in words).
+FEW_ACCOUNTS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,11 @@ class BacktestReport:
     min_deals: int
     warnings: tuple[str, ...]
     source: str | None = None
+    #: The yardstick: a logistic regression on the ICP's attributes, trained before the split.
+    model_auc: float | None = None
+    model_auc_lo: float | None = None
+    model_auc_hi: float | None = None
+    model_attributes: tuple[str, ...] = ()
 
     @property
     def losses(self) -> int:
@@ -91,7 +108,8 @@ class BacktestReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["losses"] = self.losses
-        return json_safe(data)
+        safe: dict[str, Any] = json_safe(data)
+        return safe
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -100,9 +118,14 @@ class BacktestReport:
         return render_backtest_text(self)
 
 
-def _rate_row(label: str, deals: int, wins: int, base: float | None, min_deals: int) -> RateRow:
+def _rate_row(label: str, clusters: Sequence[tuple[int, int]], base: float | None, min_deals: int) -> RateRow:
+    """Won deals among ``clusters`` (``(won, closed)`` per account); the interval widened by the design
+    effect, so that an account's forty deals are not forty independent witnesses."""
+    deals = sum(n for _, n in clusters)
+    wins = sum(w for w, _ in clusters)
     rate = wins / deals if deals else None
-    lo, hi = wilson_interval(wins, deals, Z95)
+    deff = design_effect([(float(w), float(n)) for w, n in clusters])
+    lo, hi = wilson_interval(wins / deff, deals / deff, Z95)
     if rate is None or not base:
         lift = lift_lo = lift_hi = None
     else:
@@ -110,42 +133,88 @@ def _rate_row(label: str, deals: int, wins: int, base: float | None, min_deals: 
     return RateRow(label, deals, wins, rate, lo, hi, lift, lift_lo, lift_hi, deals < min_deals)
 
 
-def roc_auc(pairs: Iterable[tuple[float, bool]]) -> tuple[float | None, int, int]:
-    """``(auc, wins, losses)``: Mann-Whitney U / (wins x losses), ties counted half; ``None`` without both."""
-    counts: dict[float, list[int]] = {}
-    for score, won in pairs:
-        counts.setdefault(score, [0, 0])[0 if won else 1] += 1
-    return auc_from_counts(counts)
-
-
-def auc_from_counts(counts: Mapping[float, Sequence[int]]) -> tuple[float | None, int, int]:
-    """``roc_auc`` from ``score -> (won, lost)`` counts."""
-    wins = sum(c[0] for c in counts.values())
-    losses = sum(c[1] for c in counts.values())
-    if not wins or not losses:
-        return None, wins, losses
-    u = 0.0
-    below = 0  # lost deals with a lower score
-    for score in sorted(counts):
-        won, lost = counts[score][0], counts[score][1]
-        u += won * (below + 0.5 * lost)
-        below += lost
-    return u / (wins * losses), wins, losses
-
-
-def auc_interval(auc: float, wins: int, losses: int, z: float = Z95) -> tuple[float, float]:
-    """Hanley-McNeil (1982) interval of an AUC."""
-    q1 = auc / (2 - auc)
-    q2 = 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (wins - 1) * (q1 - auc * auc) + (losses - 1) * (q2 - auc * auc)) / (
-        wins * losses
-    )
-    se = math.sqrt(max(0.0, var))
-    return max(0.0, auc - z * se), min(1.0, auc + z * se)
-
-
 def decile_label(i: int) -> str:
     return "90-100" if i == 9 else f"{10 * i}-{10 * i + 9}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """One account's deals under judgement and its fit."""
+
+    score: int
+    tier: str
+    wins: int
+    losses: int
+
+
+def _judge(
+    spec: IcpSpec, history: Iterable[AccountOutcome], split_date: date | None
+) -> tuple[list[_Judged], int, date | None, date | None]:
+    """Every account with judged deals, scored; and the undated deals, the first and last close."""
+    scorer = Scorer(spec)
+    judged: list[_Judged] = []
+    undated = 0
+    dates: list[date] = []
+    for account in history:
+        deals = account.deals
+        if not deals:
+            continue
+        if split_date is not None:
+            undated += sum(1 for d in deals if d.close_date is None)
+            deals = tuple(d for d in deals if d.close_date is not None and d.close_date >= split_date)
+            if not deals:
+                continue
+        fit = scorer.score(account.attributes)
+        wins = sum(1 for d in deals if d.won)
+        judged.append(_Judged(fit.score, fit.tier, wins, len(deals) - wins))
+        dates += [d.close_date for d in deals if d.close_date is not None]
+    return judged, undated, (min(dates) if dates else None), (max(dates) if dates else None)
+
+
+def _warnings(r: BacktestReport, n_pos: int, n_neg: int, lost_only: int, insufficient: int) -> list[str]:
+    warnings: list[str] = []
+    when = f" closed on or after {r.split_date.isoformat()}" if r.split_date else ""
+    deals, min_deals = r.deals, r.min_deals
+    if deals == 0:
+        warnings.append(f"No closed deals{when}: nothing to backtest.")
+    elif deals < min_deals:
+        warnings.append(f"Only {deals} closed deals{when}: every figure here rests on too few deals.")
+    if deals and r.auc is None:
+        warnings.append("The AUC needs both won and lost deals.")
+    elif r.auc is not None and min(n_pos, n_neg) < 10:
+        warnings.append(f"The AUC rests on {n_pos} won and {n_neg} lost deals: too few to trust.")
+    if deals and r.accounts < FEW_ACCOUNTS:
+        warnings.append(
+            f"The deals come from only {r.accounts} accounts: with fewer than {FEW_ACCOUNTS} accounts every "
+            "figure is fragile, however many deals they have (intervals resample accounts)."
+        )
+    if deals and not lost_only:
+        warnings.append("No account has only lost deals: nothing shows what a losing account looks like.")
+    few_tiers = [f"{t.label} ({t.deals})" for t in r.tiers if 0 < t.deals < min_deals]
+    if few_tiers and deals >= min_deals:
+        warnings.append(
+            f"Tiers with fewer than {min_deals} deals (their win rate is unreliable): {', '.join(few_tiers)}."
+        )
+    empty = [t.label for t in r.tiers if t.deals == 0 and t.label not in (DISQUALIFIED, INSUFFICIENT_DATA)]
+    if empty and deals:
+        warnings.append(f"No deal falls in tier(s) {', '.join(empty)}.")
+    few_deciles = sum(1 for c in r.calibration if 0 < c.deals < min_deals)
+    if few_deciles and deals >= min_deals:
+        warnings.append(f"Score deciles with fewer than {min_deals} deals (marked *): {few_deciles}.")
+    if deals and insufficient / deals > 0.2:
+        warnings.append(
+            f"{insufficient / deals:.0%} of the deals' accounts have too little data for this ICP "
+            f"({INSUFFICIENT_DATA})."
+        )
+    if r.undated:
+        warnings.append(f"{r.undated} closed deals have no close date and are left out of the split.")
+    return warnings
+
+
+def spec_attributes(spec: IcpSpec) -> tuple[str, ...]:
+    """The attributes an ICP reads (criteria, then disqualifiers), once each."""
+    names = [c.attribute for c in spec.criteria] + [d.attribute for d in spec.disqualifiers]
+    return tuple(dict.fromkeys(names))
 
 
 def backtest(
@@ -155,91 +224,52 @@ def backtest(
     split_date: date | None = None,
     min_deals: int = MIN_DEALS,
     source: str | None = None,
+    with_model: bool = True,
 ) -> BacktestReport:
-    """Score the accounts behind closed deals with ``spec``; measure how the score separated won from lost."""
-    scorer = Scorer(spec)
-    tier_counts: dict[str, list[int]] = {}
-    decile_counts = [[0, 0] for _ in range(10)]
-    by_score: dict[int, list[int]] = {}
-    deals = wins = accounts = undated = 0
-    first: date | None = None
-    last: date | None = None
-    for account in history:
-        if not account.deals:
-            continue
-        judged = account.deals
-        if split_date is not None:
-            undated += sum(1 for d in judged if d.close_date is None)
-            judged = tuple(d for d in judged if d.close_date is not None and d.close_date >= split_date)
-            if not judged:
-                continue
-        fit = scorer.score(account.attributes)
-        accounts += 1
-        counts = tier_counts.setdefault(fit.tier, [0, 0])
-        decile = min(9, max(0, fit.score // 10))
-        for d in judged:
-            deals += 1
-            wins += d.won
-            counts[0] += 1
-            counts[1] += d.won
-            decile_counts[decile][0] += 1
-            decile_counts[decile][1] += d.won
-            by_score.setdefault(fit.score, [0, 0])[0 if d.won else 1] += 1
-            if d.close_date is not None:
-                first = d.close_date if first is None or d.close_date < first else first
-                last = d.close_date if last is None or d.close_date > last else last
+    """Score the accounts behind closed deals with ``spec``; measure how the score separated won from lost.
 
+    ``with_model``: also fit the yardstick, a logistic regression on the ICP's attributes trained on the
+    deals before ``split_date`` (in-sample without one), and report its AUC on the same deals.
+    """
+    accounts_in = list(history)
+    judged, undated, first, last = _judge(spec, accounts_in, split_date)
+    deals = sum(j.wins + j.losses for j in judged)
+    wins = sum(j.wins for j in judged)
     base_rate = wins / deals if deals else None
-    base = _rate_row("all deals", deals, wins, base_rate, min_deals)
-    order = [t for t in spec.tier_names if t in tier_counts or t not in (DISQUALIFIED, INSUFFICIENT_DATA)]
-    order += sorted(t for t in tier_counts if t not in order)
+    base = _rate_row("all deals", [(j.wins, j.wins + j.losses) for j in judged], base_rate, min_deals)
+    present = {j.tier for j in judged}
+    order = [t for t in spec.tier_names if t in present or t not in (DISQUALIFIED, INSUFFICIENT_DATA)]
+    order += sorted(t for t in present if t not in order)
     tiers = tuple(
-        _rate_row(t, tier_counts.get(t, [0, 0])[0], tier_counts.get(t, [0, 0])[1], base_rate, min_deals)
+        _rate_row(t, [(j.wins, j.wins + j.losses) for j in judged if j.tier == t], base_rate, min_deals)
         for t in order
     )
     calibration = tuple(
-        _rate_row(decile_label(i), n, w, base_rate, min_deals) for i, (n, w) in enumerate(decile_counts)
+        _rate_row(
+            decile_label(i),
+            [(j.wins, j.wins + j.losses) for j in judged if min(9, max(0, j.score // 10)) == i],
+            base_rate,
+            min_deals,
+        )
+        for i in range(10)
     )
-    auc, n_pos, n_neg = auc_from_counts(by_score)
-    auc_lo = auc_hi = None
-    if auc is not None:
-        auc_lo, auc_hi = auc_interval(auc, n_pos, n_neg)
-
-    warnings: list[str] = []
-    when = f" closed on or after {split_date.isoformat()}" if split_date else ""
-    if deals == 0:
-        warnings.append(f"No closed deals{when}: nothing to backtest.")
-    elif deals < min_deals:
-        warnings.append(f"Only {deals} closed deals{when}: every figure here rests on too few deals.")
-    if deals and auc is None:
-        warnings.append("The AUC needs both won and lost deals.")
-    elif auc is not None and min(n_pos, n_neg) < 10:
-        warnings.append(f"The AUC rests on {n_pos} won and {n_neg} lost deals: too few to trust.")
-    few_tiers = [f"{t.label} ({t.deals})" for t in tiers if 0 < t.deals < min_deals]
-    if few_tiers and deals >= min_deals:
-        warnings.append(
-            f"Tiers with fewer than {min_deals} deals (their win rate is unreliable): {', '.join(few_tiers)}."
-        )
-    empty = [t.label for t in tiers if t.deals == 0 and t.label not in (DISQUALIFIED, INSUFFICIENT_DATA)]
-    if empty and deals:
-        warnings.append(f"No deal falls in tier(s) {', '.join(empty)}.")
-    few_deciles = sum(1 for c in calibration if 0 < c.deals < min_deals)
-    if few_deciles and deals >= min_deals:
-        warnings.append(f"Score deciles with fewer than {min_deals} deals (marked *): {few_deciles}.")
-    insufficient = tier_counts.get(INSUFFICIENT_DATA, [0, 0])[0]
-    if deals and insufficient / deals > 0.2:
-        warnings.append(
-            f"{insufficient / deals:.0%} of the deals' accounts have too little data for this ICP "
-            f"({INSUFFICIENT_DATA})."
-        )
-    if undated:
-        warnings.append(f"{undated} closed deals have no close date and are left out of the split.")
-
-    return BacktestReport(
-        icp_name=spec.name, split_date=split_date, deals=deals, wins=wins, accounts=accounts, undated=undated,
-        first_close=first, last_close=last, base=base, tiers=tiers, auc=auc, auc_lo=auc_lo, auc_hi=auc_hi,
-        calibration=calibration, min_deals=min_deals, warnings=tuple(warnings), source=source,
+    scored = [(float(j.score), j.wins, j.losses) for j in judged]
+    auc = auc_of_accounts(scored)
+    interval = cluster_bootstrap_auc(scored) if auc is not None else None
+    model = yardstick(accounts_in, spec_attributes(spec), split_date=split_date) if with_model else None
+    report = BacktestReport(
+        icp_name=spec.name, split_date=split_date, deals=deals, wins=wins, accounts=len(judged),
+        undated=undated, first_close=first, last_close=last, base=base, tiers=tiers, auc=auc,
+        auc_lo=interval[0] if interval else None, auc_hi=interval[1] if interval else None,
+        calibration=calibration, min_deals=min_deals, warnings=(), source=source,
+        model_auc=model.auc if model else None, model_auc_lo=model.auc_lo if model else None,
+        model_auc_hi=model.auc_hi if model else None,
+        model_attributes=model.attributes if model else (),
     )  # fmt: skip
+    lost_only = sum(1 for j in judged if j.losses and not j.wins)
+    insufficient = sum(j.wins + j.losses for j in judged if j.tier == INSUFFICIENT_DATA)
+    warnings = _warnings(report, wins, deals - wins, lost_only, insufficient)
+    return replace(report, warnings=tuple(warnings))
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -267,6 +297,27 @@ def _auc(report: BacktestReport) -> str:
     return f"{report.auc:.3f} [{report.auc_lo:.3f}-{report.auc_hi:.3f}]"
 
 
+def _model_auc(report: BacktestReport) -> str:
+    if report.model_auc is None:
+        return "-"
+    if report.model_auc_lo is None or report.model_auc_hi is None:
+        return f"{report.model_auc:.3f}"
+    return f"{report.model_auc:.3f} [{report.model_auc_lo:.3f}-{report.model_auc_hi:.3f}]"
+
+
+def _yardstick_lines(r: BacktestReport) -> list[str]:
+    if not r.model_attributes:
+        return []
+    trained = f"trained on deals before {r.split_date.isoformat()}" if r.split_date else "in-sample"
+    lines = [
+        f"  a statistical model on the same data: {_model_auc(r)}   (logistic regression on "
+        f"{', '.join(r.model_attributes)}, {trained})"
+    ]
+    if r.auc is not None and r.model_auc is not None:
+        lines.append(f"  your ICP {r.auc:.2f}; a statistical model on the same data {r.model_auc:.2f}")
+    return lines
+
+
 def render_backtest_text(report: BacktestReport) -> str:
     r = report
     lines: list[str] = []
@@ -283,6 +334,7 @@ def render_backtest_text(report: BacktestReport) -> str:
     )
     lines.append(f"  base win rate: {_rate(r.base)}")
     lines.append(f"  ROC AUC of the score: {_auc(r)}   (0.5 = no better than chance)")
+    lines += _yardstick_lines(r)
     lines.append("")
     lines.append(f"  {'tier':<18} {'deals':>7} {'won':>6}  {'win rate [95%]':<22} {'lift over base':<20}")
     for t in r.tiers:
@@ -321,6 +373,8 @@ def render_side_by_side(current: BacktestReport, proposed: BacktestReport) -> st
     if c.auc is not None and p.auc is not None:
         change = f"{p.auc - c.auc:+.3f}"
     row("ROC AUC", _auc(c), _auc(p), change)
+    if c.model_auc is not None or p.model_auc is not None:
+        row("statistical model AUC", _model_auc(c), _model_auc(p))
     names = [t.label for t in c.tiers] + [
         t.label for t in p.tiers if t.label not in {x.label for x in c.tiers}
     ]
@@ -357,13 +411,12 @@ def render_side_by_side(current: BacktestReport, proposed: BacktestReport) -> st
 
 
 __all__ = [
+    "FEW_ACCOUNTS",
     "MIN_DEALS",
     "BacktestReport",
     "RateRow",
-    "auc_from_counts",
-    "auc_interval",
     "backtest",
     "render_backtest_text",
     "render_side_by_side",
-    "roc_auc",
+    "spec_attributes",
 ]

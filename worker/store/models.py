@@ -10,6 +10,9 @@ Tables, in the order of the data flow::
     reengage_flags     stale or dismissed records whose tier rose into a target tier
     sync_runs          one row per run: kind, status, counts, API calls, timings, error
     cursors            per connection and object type: the modification stamp to resume from
+    console_users      people who sign in to the web console (argon2 hash, role)
+    console_sessions   signed-in browser sessions (only a hash of the cookie's token is kept)
+    audit_events       who published, approved, rejected or rolled back which ICP version, and when
 
 JSON columns use SQLAlchemy's generic ``JSON`` (JSONB-compatible text on PostgreSQL, TEXT on SQLite).
 """
@@ -203,8 +206,51 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ConsoleUser(Base):
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: ``viewer``, ``editor`` or ``approver``.
+    role: Mapped[str] = mapped_column(String(20))
+    #: argon2id hash in PHC form (never the password).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSession(Base):
+    __tablename__ = "console_sessions"
+
+    #: SHA-256 (hex) of the cookie's random token: a leaked table cannot be replayed as a cookie.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), index=True)
+    #: The synchronizer token every state-changing form of this session must carry.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Who: a console user's name, or the CLI's author.
+    actor: Mapped[str] = mapped_column(String(200))
+    #: ``publish``, ``hold``, ``approve``, ``reject``, ``rollback``, ``login``, ...
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    icp_version: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: Where it came from: ``console`` or ``cli``.
+    source: Mapped[str] = mapped_column(String(20), default="console")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
 __all__ = [
+    "AuditEvent",
     "Base",
+    "ConsoleSession",
+    "ConsoleUser",
     "Connection",
     "Cursor",
     "FitHistory",

@@ -28,8 +28,9 @@ def ensure_connection(session: Session, cfg: ConnectionConfig, now: datetime) ->
 
 
 def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) -> bool:
-    """No pull of the connection has finished yet (``succeeded`` or ``partial``; runs before run id
-    ``before`` when given): its first sync, which also flags the backlog (``reengage.flag_backlog``)."""
+    """The connection's first sync, which also flags the backlog (``reengage.flag_backlog``): no pull of
+    it has finished yet (``succeeded`` or ``partial``; runs before run id ``before`` when given), or none
+    of its records was ever scored (pulls with ``--no-score`` only)."""
     query = select(SyncRun.id).where(
         SyncRun.connection_id == conn_id,
         SyncRun.kind.in_((RunKind.INCREMENTAL, RunKind.FULL)),
@@ -37,7 +38,15 @@ def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) 
     )
     if before is not None:
         query = query.where(SyncRun.id < before)
-    return session.scalar(query.limit(1)) is None
+    if session.scalar(query.limit(1)) is None:
+        return True
+    scored = (
+        select(RecordFit.snapshot_id)
+        .join(RecordSnapshot, RecordSnapshot.id == RecordFit.snapshot_id)
+        .where(RecordSnapshot.connection_id == conn_id)
+        .limit(1)
+    )
+    return session.scalar(scored) is None
 
 
 def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, Any]:

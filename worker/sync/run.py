@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from connectors.base import Connector, RunAware
 from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
 from worker.config import ConnectionConfig
-from worker.evaluate import Policy, policy_for
+from worker.evaluate import Policy, ordered, policy_for
 from worker.icp.scoring import Scorer
 from worker.icp.versions import latest_icp, spec_of
 from worker.store.db import Store
@@ -36,6 +36,12 @@ __all__ = ["NoIcpError", "ProgressFn", "RunSummary", "close_abandoned_runs", "ru
 
 class NoIcpError(RuntimeError):
     """No ICP version is published yet."""
+
+
+NO_ICP = (
+    "no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first (or `icp-worker sync "
+    "--no-score` to only pull snapshots, e.g. for `icp-worker icp derive`)"
+)
 
 
 @dataclass
@@ -154,13 +160,22 @@ def run_phases(
     now: datetime,
     progress: ProgressFn | None,
     dry_run: bool = False,
+    score: bool = True,
 ) -> RunStatus:
     """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went.
 
-    A dry run pulls (the snapshots are kept, still to be scored) and plans what the run would write
-    instead of scoring and writing: no fit, flag or history changes, nothing sent to the CRM."""
+    ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written). A dry run pulls
+    (the snapshots are kept, still to be scored) and plans what the run would write instead of scoring
+    and writing: no fit, flag or history changes, nothing sent to the CRM."""
+    if not score:
+        t = time.perf_counter()
+        for obj in ordered(cfg.objects):
+            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
+                        now=now, counts=run.counts, progress=progress)  # fmt: skip
+        run.timed("pull", t)
+        return RunStatus.SUCCEEDED
     if run.version is None:
-        raise NoIcpError("no ICP is published yet: run `icp-worker icp publish FILE --note TEXT` first")
+        raise NoIcpError(NO_ICP)
     spec = spec_of(run.version)
     policy = policy_for(cfg, spec, run.version.number, first_sync=run.first_sync)
     counts = run.counts
@@ -206,16 +221,20 @@ def run_sync(
     progress: ProgressFn | None = None,
     task_id: str | None = None,
     dry_run: bool = False,
+    score: bool = True,
 ) -> RunSummary:
     """One run for one connection. ``kind``: ``incremental``, ``full`` or ``reevaluate`` (no pull:
     re-score from snapshots under the latest ICP and write what changed). ``dry_run``: pull, then
     report in ``RunSummary.records`` what the run would write; the run is recorded as ``dry_run``.
+    ``score=False``: pull and snapshot only, no ICP needed (the history ``icp derive`` reads).
 
     A daily quota reached ends the run cleanly (status ``quota_reserved`` / ``quota_exceeded``) and the
     next run resumes from its cursor. Other connector errors fail the run and are re-raised.
     """
     if kind not in SYNC_KINDS:
         raise ValueError(f"unknown sync kind {kind!r}")
+    if not score and kind == RunKind.REEVALUATE:
+        raise ValueError("a re-evaluation without scoring does nothing")
     now = now or utcnow()
     recorded = RunKind.DRY_RUN if dry_run else kind
     run = start_run(store, cfg, recorded, now, task_id)
@@ -226,7 +245,7 @@ def run_sync(
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     bound.info("run.started", icp_version=run.version.number if run.version else None)
     try:
-        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, dry_run)
+        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, dry_run, score)
     except QuotaExceededError as exc:
         summary.status = RunStatus.QUOTA_RESERVED if exc.reserved else RunStatus.QUOTA_EXCEEDED
         summary.error = str(exc)
