@@ -13,11 +13,11 @@ from worker.config import WorkerConfig
 from worker.console import charts
 from worker.icp.backtest import BacktestReport, backtest
 from worker.icp.model import IcpSpec
-from worker.icp.outcomes import load_history
 from worker.icp.preview import ConnectionPreview, Planned, preview_connection, tier_order
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import IcpValidationError, parse_icp
 from worker.icp.versions import latest_icp, spec_of
+from worker.store.history import load_history
 from worker.store.models import Connection
 
 FILENAME = "draft.yaml"
