@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -184,7 +185,14 @@ class LoginLimiter:
     ``blocked(key)`` gives the seconds until the key may try again (0: now). Memory is bounded: at most
     ``max_keys`` keys, each with at most ``limit`` stamps."""
 
-    def __init__(self, limit: int, window: float, *, max_keys: int = 10_000, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
@@ -208,7 +216,7 @@ class LoginLimiter:
             stamps = self._recent(key, now)
             if len(stamps) < (limit or self.limit):
                 return 0.0
-            return max(0.0, stamps[0] + self.window - now)
+            return max(0.0, float(stamps[0] + self.window - now))
 
     def failed(self, key: str, limit: int | None = None) -> None:
         with self._lock:
