@@ -63,6 +63,24 @@ class CrmRecord:
     modstamp: str = ""
 
 
+#: Kinds of ``DataProblem`` a connector reports (the normaliser adds ``unreadable`` and ``impossible``).
+PROBLEM_KINDS = ("unreadable", "impossible", "duplicate_id", "missing_id", "unreadable_stamp")
+
+
+@dataclass(slots=True, frozen=True)
+class DataProblem:
+    """Something in the pulled data that was skipped or left unknown: ``kind`` (see ``PROBLEM_KINDS``),
+    the canonical ``field``, the ``raw`` value as text, the record id when there is one and where it is
+    (``accounts.csv line 12``). A connector that finds such problems offers ``take_problems()``, which
+    returns those found since the last call (the sync service stores them with the run)."""
+
+    kind: str
+    field: str
+    raw: str
+    record_id: str | None = None
+    where: str = ""
+
+
 @dataclass(slots=True)
 class Page:
     """A page of records and the cursor to resume after it (commit the page, then store the cursor)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import os
 import weakref
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from connectors.base import (
     STATUS_KEYS,
     ApiUsage,
     CrmRecord,
+    DataProblem,
     FitUpdate,
     FollowUpTask,
     ObjectType,
@@ -75,6 +76,8 @@ class FilesConnector:
         #: Problems that skipped or blanked data (file and line), for the run record.
         self.warnings: list[str] = []
         self.warnings_dropped = 0
+        #: The same problems, structured, until ``take_problems`` hands them over (at most a page's worth).
+        self._problems: list[DataProblem] = []
         self._usage = ApiUsage()
         self._task_keys: set[str] | None = None
         #: Where this run's files go: ``<out>/run-<id>`` once ``start_run`` is called.
@@ -132,7 +135,8 @@ class FilesConnector:
                     header = reader.fieldnames or []
                 except (UnicodeDecodeError, csv.Error) as exc:
                     raise _unreadable(path, 1, exc) from None
-                plan = _Plan(object_type, name, cfg.columns_for(object_type), header)
+                plan = _Plan(object_type, name, cfg.columns_for(object_type), header, self._problems.append)
+                seen: set[str] = set()
                 records: list[CrmRecord] = []
                 highest: str | None = None
                 line = reader.line_num + 1
@@ -148,6 +152,13 @@ class FilesConnector:
                     record = plan.record(row, first_line, self._warn)
                     if record is None:
                         continue
+                    if record.external_id in seen:  # the last row wins, as a re-import would
+                        where = f"{name} line {first_line}"
+                        self._warn(f"{where}: id {record.external_id!r} appears again, this row wins")
+                        self._problems.append(
+                            DataProblem("duplicate_id", "id", record.external_id, record.external_id, where)
+                        )
+                    seen.add(record.external_id)
                     stamp = record.modstamp
                     if stamp:
                         if since is not None and stamp < since:
@@ -164,6 +175,12 @@ class FilesConnector:
                     yield Page(records=records, cursor=highest or since)
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def take_problems(self) -> list[DataProblem]:
+        """The data problems found since the last call (empty ids, unreadable stamps and values,
+        repeated ids), oldest first."""
+        problems, self._problems = self._problems, []
+        return problems
 
     def _warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -307,10 +324,16 @@ class _Plan:
     """How one export's columns become a CrmRecord, worked out once from its header."""
 
     def __init__(
-        self, object_type: ObjectType, file_name: str, columns: Mapping[str, str], header: Sequence[str]
+        self,
+        object_type: ObjectType,
+        file_name: str,
+        columns: Mapping[str, str],
+        header: Sequence[str],
+        problem: Callable[[DataProblem], None] = lambda _p: None,
     ):
         self.object_type = object_type
         self.file_name = file_name
+        self.problem = problem
         present = {column.lstrip("\ufeff").strip(): column for column in header if column is not None}
         by_name: dict[str, list[str]] = {}
         for column, name in columns.items():
@@ -337,6 +360,7 @@ class _Plan:
         where = f"{self.file_name} line {line}"
         if not external_id:
             warn(f"{where}: empty id, row skipped")
+            self.problem(DataProblem("missing_id", "id", "", None, where))
             return None
         raw = {name: _first(row, cols) for name, cols in self.raw}
         status: dict[str, Any] = {}
@@ -356,6 +380,7 @@ class _Plan:
                 value = text.strip()
             if value is None:
                 warn(f"{where}: {name} {text[:40]!r} unreadable, left unknown")
+                self.problem(DataProblem("unreadable", name, text[:80], external_id, where))
             else:
                 status[name] = value
         if self.account_type and "is_customer" not in status:
@@ -369,6 +394,7 @@ class _Plan:
                 modstamp = normalize_stamp(text) or ""
                 if not modstamp:
                     warn(f"{where}: modification stamp {text[:40]!r} unreadable, row always pulled")
+                    self.problem(DataProblem("unreadable_stamp", "modstamp", text[:80], external_id, where))
         last_activity = None
         if self.activity:
             text = _first(row, self.activity)
@@ -376,6 +402,9 @@ class _Plan:
                 last_activity = parse_day(text)
                 if last_activity is None:
                     warn(f"{where}: last activity {text[:40]!r} unreadable, left unknown")
+                    self.problem(
+                        DataProblem("unreadable_stamp", "last_activity", text[:80], external_id, where)
+                    )
         name = _first(row, self.name).strip() if self.name else ""
         owner = _first(row, self.owner).strip() if self.owner else ""
         return CrmRecord(

@@ -401,3 +401,21 @@ def test_band_labels_are_whole_and_years_are_years():
         assert label in text  # never cut
     years = [c.label for ev in report.attributes if ev.attribute == "founded_year" for c in ev.cells]
     assert years and all("," not in y and "." not in y for y in years), years
+
+
+def test_a_value_that_only_lowers_the_odds_is_no_disqualifier():
+    # "Other" industries rarely win (a red flag), but in North America they still do: their accounts keep a
+    # credit of 0 on industry instead of a disqualifier's score 0. "Edu" never wins anywhere.
+    rng = random.Random(6)
+    p = {("Software", "NA"): 0.6, ("Software", "EMEA"): 0.3, ("Other", "NA"): 0.12}
+    history = []
+    for i in range(8000):
+        industry = rng.choices(["Software", "Other", "Edu"], [0.3, 0.55, 0.15])[0]
+        region = rng.choice(["NA", "EMEA"])
+        won = rng.random() < p.get((industry, region), 0.005)
+        history.append(_account(f"A{i}", [(won, 1.0, date(2024, 1, 1))], industry=industry, region=region))
+    report = derive(history)
+    other = next(c for ev in report.attributes for c in ev.cells if c.label == "Other")
+    assert other.red_flag
+    assert [(d.cell.attribute, d.cell.label) for d in report.disqualifiers] == [("industry", "Edu")]
+    assert {c.attribute for c in report.criteria} == {"industry", "region"}

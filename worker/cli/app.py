@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from worker import observability
-from worker.cli import console, demo, icp, operations, runtime, score
+from worker.cli import console, demo, icp, operations, quality, runs, runtime, score
 from worker.cli.common import STATE
 from worker.observability import configure_logging
 
@@ -59,8 +59,9 @@ app.add_typer(operations.fields_app, name="fields")
 app.add_typer(operations.db_app, name="db")
 app.add_typer(operations.connections_app, name="connections")
 app.command("sync")(operations.sync)
-app.command("runs")(operations.runs)
+app.add_typer(runs.runs_app, name="runs")
 app.command("score")(score.score)
+app.command("quality")(quality.quality)
 app.command("demo")(demo.demo)
 app.command("console")(console.console)
 app.add_typer(console.users_app, name="users")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
@@ -23,6 +23,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from connectors.errors import ConnectorError
 from worker.config import ConnectionConfig, WorkerConfig, load_config
@@ -31,8 +32,8 @@ from worker.settings import get_settings
 from worker.store.db import Store, get_store
 from worker.yamlfile import YamlFileError
 
-out = Console()
-# Messages are never hard-wrapped: a file path or an error line must stay greppable.
+# Lines are never hard-wrapped (a file path, a count or an error must stay greppable); tables fit the width.
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,3 +159,45 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int], None]]:
             bar.advance(tasks[phase], n)
 
         yield advance
+
+
+def fit_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    drop_order: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+    right: Sequence[str] = (),
+    width: int | None = None,
+) -> tuple[Table, list[str]]:
+    """A table whose cells are never cut: columns in ``wrap`` fold their text; when even so the table is
+    wider than the terminal, columns are left out in ``drop_order`` (returned, so the caller can say so)."""
+    width = width or out.width
+    widths = {h: max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)}
+    kept = list(headers)
+
+    def needed() -> int:
+        # 3 characters of border and padding per column, plus the last border; folded columns need 12
+        return sum(min(widths[h], 12) if h in wrap else widths[h] for h in kept) + 3 * len(kept) + 1
+
+    dropped: list[str] = []
+    for name in drop_order:
+        if needed() <= width:
+            break
+        if name in kept:
+            kept.remove(name)
+            dropped.append(name)
+    table = Table(*kept)
+    for column in table.columns:
+        name = str(column.header)
+        if name in wrap:
+            column.overflow = "fold"
+        else:
+            column.no_wrap = True
+            column.min_width = widths[name]
+        if name in right:
+            column.justify = "right"
+    index = [headers.index(h) for h in kept]
+    for r in rows:
+        table.add_row(*(r[i] for i in index))
+    return table, dropped

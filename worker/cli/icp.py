@@ -151,7 +151,7 @@ def publish(
     note: str = typer.Option(..., "--note", "-m", help="Why this revision (kept with the version)."),
     author: str = typer.Option(None, "--author", help="Default: your user name."),
     no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Store the version only."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Store FILE as the next ICP version, then re-evaluate every connection from its snapshots."""
     store = STATE.store()
@@ -200,7 +200,7 @@ def enqueue_or_run_reevaluation(store, *, quiet: bool = False):
 
 @app.command("history")
 @handle_errors
-def history_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+def history_cmd(as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON.")) -> None:
     """Every published version."""
     with STATE.store().session() as s:
         rows = versions.history(s)
@@ -235,28 +235,44 @@ def history_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 @handle_errors
 def diff(
-    a: int = typer.Argument(..., help="Old version."), b: int = typer.Argument(..., help="New version.")
+    a: int = typer.Argument(..., help="Old version."),
+    b: int = typer.Argument(..., help="New version."),
+    as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON."),
 ) -> None:
     """Criteria, weights and thresholds that changed between two versions."""
     with STATE.store().session() as s:
         old, new = spec_of(versions.get_version(s, a)), spec_of(versions.get_version(s, b))
-    for line in diff_specs(old, new) or ["no change"]:
+    changes = diff_specs(old, new)
+    if as_json:
+        print_json({"from": a, "to": b, "changes": changes})
+        return
+    for line in changes or ["no change"]:
         out.print(line, highlight=False)
 
 
 @app.command()
 @handle_errors
-def show(number: int = typer.Argument(..., help="Version number.")) -> None:
+def show(
+    number: int = typer.Argument(..., help="Version number."),
+    as_json: bool = typer.Option(False, "--json", help="Print the version and its content as JSON."),
+) -> None:
     """Print a version's YAML exactly as published."""
     with STATE.store().session() as s:
-        out.print(versions.get_version(s, number).content, markup=False, highlight=False)
+        v = versions.get_version(s, number)
+    if as_json:
+        print_json(
+            {"version": v.number, "name": v.name, "hash": v.content_hash, "author": v.author, "note": v.note,
+             "created_at": v.created_at.isoformat(), "content": v.content}
+        )  # fmt: skip
+        return
+    out.print(v.content, markup=False, highlight=False)
 
 
 @app.command()
 @handle_errors
 def rollback(
     number: int = typer.Argument(..., help="Version whose content to publish anew."),
-    author: str = typer.Option(None, "--author"),
+    author: str = typer.Option(None, "--author", help="Default: your user name."),
 ) -> None:
     """Publish an old version's content as a new version, then re-evaluate."""
     store = STATE.store()

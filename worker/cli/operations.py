@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from connectors.files.cells import escape_formula, format_cell
 from connectors.registry import build_connector
-from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
+from worker.cli.common import (
+    STATE,
+    UserError,
+    err,
+    fit_table,
+    handle_errors,
+    out,
+    print_json,
+    progress_bar,
+)
 from worker.cli.outcome import error_object, exit_for, failed, print_record_errors, write_records
 from worker.errors import describe, endpoint
 from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
+from worker.quality import run_problems, sync_line
 from worker.store.db import migrate
-from worker.store.models import Connection, RecordSnapshot, ReengageFlag, SyncRun
-from worker.store.states import FlagState, RunKind, RunStatus
+from worker.store.models import Connection, RecordSnapshot, ReengageFlag
+from worker.store.states import FlagKind, FlagState, RunKind, RunStatus
 from worker.sync import RunSummary
 from worker.sync.run import close_abandoned_runs
 
@@ -43,7 +56,7 @@ def sync(
     no_score: bool = typer.Option(
         False, "--no-score", help="Only pull and snapshot (no ICP needed, nothing written): for `icp derive`."
     ),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print each run's summary as JSON."),
 ) -> None:
     """Pull, score and write back changed fit fields for one connection or all of them.
 
@@ -76,11 +89,13 @@ def sync(
     if records is not None:
         n = write_records(records, (row for s in summaries for row in s.records))
         err.print(f"{n:,} record(s) the run would write: {records}", highlight=False)
+    with STATE.store().session() as session:
+        problems = {s.run_id: run_problems(session, s.run_id) for s in summaries}
     if as_json:
-        print_json([_summary_json(s) for s in summaries])
+        print_json([{**_summary_json(s), "data_problems": problems[s.run_id]} for s in summaries])
     else:
         for s in summaries:
-            _print_summary(s)
+            _print_summary(s, problems[s.run_id])
     exit_for(summaries)
 
 
@@ -122,7 +137,7 @@ def _summary_json(s: RunSummary) -> dict[str, Any]:
     return data
 
 
-def _print_summary(s: RunSummary) -> None:
+def _print_summary(s: RunSummary, problems: Any) -> None:
     c = s.counts
     pulled = sum(v for k, v in c.items() if k.startswith("pulled_"))
     if s.kind == RunKind.DRY_RUN:
@@ -140,84 +155,31 @@ def _print_summary(s: RunSummary) -> None:
             f"in {s.timings.get('total', 0):.1f}s"
         )
     if s.error:
-        err.print(f"  {s.error}", highlight=False)
+        err.print(f"  {s.error}", highlight=False, markup=False)
+    line = sync_line(s.connection, problems)
+    if line:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     print_record_errors(s)
 
 
-@handle_errors
-def runs(
-    connection: str = typer.Option(None, "--connection"),
-    limit: int = typer.Option(20, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """The run history, newest first, with counts, API calls and errors."""
-    with STATE.store().session() as s:
-        q = select(SyncRun, Connection.name).outerjoin(Connection, Connection.id == SyncRun.connection_id)
-        if connection:
-            q = q.where(Connection.name == connection)
-        rows = s.execute(q.order_by(SyncRun.id.desc()).limit(limit)).all()
-    if as_json:
-        print_json(
-            [
-                {
-                    "id": r.id,
-                    "connection": name,
-                    "kind": r.kind,
-                    "status": r.status,
-                    "icp_version": r.icp_version,
-                    "counts": r.counts,
-                    "api_calls": r.api_calls,
-                    "timings": r.timings,
-                    "error": r.error,
-                    "started_at": r.started_at,
-                    "finished_at": r.finished_at,
-                }
-                for r, name in rows
-            ]
-        )
-        return
-    table = Table(
-        "run",
-        "connection",
-        "kind",
-        "status",
-        "ICP",
-        "started",
-        "pulled",
-        "scored",
-        "written",
-        "errors",
-        "seconds",
-        "error",
-    )
-    for r, name in rows:
-        c = r.counts or {}
-        table.add_row(
-            str(r.id),
-            name or "-",
-            r.kind,
-            r.status,
-            f"v{r.icp_version}" if r.icp_version else "-",
-            r.started_at.strftime("%Y-%m-%d %H:%M"),
-            f"{sum(v for k, v in c.items() if k.startswith('pulled_')):,}",
-            f"{c.get('scored', 0):,}",
-            f"{c.get('written', 0):,}",
-            f"{c.get('write_errors', 0):,}",
-            f"{(r.timings or {}).get('total', 0):.1f}",
-            (r.error or "")[:80],
-        )
-    out.print(table)
+_FLAG_COLUMNS = ("connection", "object_type", "id", "name", "owner_id", "state", "kind", "from_tier",
+                 "to_tier", "icp_version", "reason", "raised_at", "task", "cleared")  # fmt: skip
 
 
 @reengage_app.command("list")
 @handle_errors
 def reengage_list(
-    connection: str = typer.Option(None, "--connection"),
+    connection: str = typer.Option(None, "--connection", help="Only this connection's flags."),
+    owner: str = typer.Option(None, "--owner", help="Only records of this owner (the CRM's owner id)."),
+    kind: FlagKind = typer.Option(None, "--kind", help="Only flags of this kind."),
     include_cleared: bool = typer.Option(False, "--all", help="Include cleared flags."),
-    limit: int = typer.Option(50, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(50, "--limit", min=1, help="Show at most this many, newest first."),
+    csv_out: Path = typer.Option(
+        None, "--csv", dir_okay=False, help="Also write every matching flag (no limit) to this CSV file."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the flags as JSON."),
 ) -> None:
-    """Records flagged for re-engagement, with the reason."""
+    """Records flagged for re-engagement, with the reason; says how many more there are than shown."""
     with STATE.store().session() as s:
         q = (
             select(ReengageFlag, Connection.name, RecordSnapshot.name)
@@ -231,46 +193,66 @@ def reengage_list(
         )
         if connection:
             q = q.where(Connection.name == connection)
+        if owner:
+            q = q.where(ReengageFlag.owner_id == owner)
+        if kind:
+            q = q.where(ReengageFlag.kind == kind.value)
         if not include_cleared:
             q = q.where(ReengageFlag.state == FlagState.ACTIVE)
-        rows = s.execute(q.order_by(ReengageFlag.id.desc()).limit(limit)).all()
-    if as_json:
-        print_json(
-            [
-                {
-                    "connection": c,
-                    "object_type": f.object_type,
-                    "id": f.external_id,
-                    "name": n,
-                    "owner_id": f.owner_id,
-                    "state": f.state,
-                    "kind": f.kind,
-                    "from_tier": f.from_tier,
-                    "to_tier": f.to_tier,
-                    "icp_version": f.to_version,
-                    "reason": f.reason,
-                    "raised_at": f.raised_at,
-                    "task": f.task_status,
-                    "cleared": f.clear_reason,
-                }
-                for f, c, n in rows
-            ]
-        )
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        q = q.order_by(ReengageFlag.id.desc())
+        rows = s.execute(q.limit(limit)).all()
+        if csv_out is not None:
+            written = _write_flags_csv(csv_out, (_flag_dict(f, c, n) for f, c, n in s.execute(q)))
+            err.print(f"wrote {written:,} flags to {csv_out}", highlight=False)
+    flags = [_flag_dict(f, c, n) for f, c, n in rows]
+    more = max(total - len(rows), 0)
+    if as_json:  # a list, as before; how many more there are goes to stderr
+        print_json(flags)
+        if more:
+            err.print(f"{more:,} more not shown (of {total:,}): raise --limit or use --csv", highlight=False)
         return
-    table = Table("connection", "record", "name", "owner", "kind", "move", "raised", "task", "reason")
-    for f, c, n in rows:
-        table.add_row(
-            c,
-            f"{f.object_type} {f.external_id}",
-            n or "",
-            f.owner_id or "",
-            f.kind,
-            f"{f.from_tier} → {f.to_tier}",
-            f.raised_at.strftime("%Y-%m-%d"),
-            f.task_status,
-            f.reason,
-        )
+    headers = ["connection", "record", "name", "owner", "kind", "move", "raised", "task", "reason"]
+    cells = [
+        [f["connection"], f"{f['object_type']} {f['id']}", f["name"] or "", f["owner_id"] or "", f["kind"],
+         f"{f['from_tier']} → {f['to_tier']}", f["raised_at"].strftime("%Y-%m-%d"), f["task"], f["reason"]]
+        for f in flags
+    ]  # fmt: skip
+    table, dropped = fit_table(
+        headers, cells, wrap=("name", "reason"), drop_order=("task", "raised", "connection", "owner", "name")
+    )
     out.print(table)
+    if dropped:
+        err.print(f"(left out for the terminal's width: {', '.join(dropped)}; see --json)", highlight=False)
+    if more:
+        out.print(f"{more:,} more not shown (of {total:,}): raise --limit, or write them all with --csv FILE")
+    else:
+        out.print(f"{total:,} flag{'s' if total != 1 else ''}")
+
+
+def _flag_dict(f: ReengageFlag, connection: str, name: str | None) -> dict[str, Any]:
+    return {
+        "connection": connection, "object_type": f.object_type, "id": f.external_id, "name": name,
+        "owner_id": f.owner_id, "state": f.state, "kind": f.kind, "from_tier": f.from_tier,
+        "to_tier": f.to_tier, "icp_version": f.to_version, "reason": f.reason, "raised_at": f.raised_at,
+        "task": f.task_status, "cleared": f.clear_reason,
+    }  # fmt: skip
+
+
+def _write_flags_csv(path: Path, flags: Iterable[dict[str, Any]]) -> int:
+    """Every flag as a CSV row (cells escaped against formula injection); the number written."""
+    n = 0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(_FLAG_COLUMNS)
+            for f in flags:
+                writer.writerow([escape_formula(format_cell(f[c])) for c in _FLAG_COLUMNS])
+                n += 1
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return n
 
 
 def _connector_for(name: str):
@@ -280,22 +262,39 @@ def _connector_for(name: str):
 
 @fields_app.command("check")
 @handle_errors
-def fields_check(connection: str = typer.Option(..., "--connection")) -> None:
+def fields_check(
+    connection: str = typer.Option(..., "--connection", help="The connection whose CRM to check."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
     """List the owned fields missing from the CRM (exit code 1 when any is missing)."""
     cfg, connector = _connector_for(connection)
+    objects = list(ordered(cfg.objects))
     try:
-        missing = connector.check_fields(ordered(cfg.objects))  # type: ignore[arg-type]
+        missing = connector.check_fields(objects)  # type: ignore[arg-type]
     finally:
         connector.close()
-    if missing:
+    if as_json:
+        print_json(
+            {
+                "connection": connection,
+                "objects": objects,
+                "missing": list(missing),
+                "ok": not missing,
+            }
+        )
+    elif missing:
         out.print("missing: " + ", ".join(missing))
+    else:
+        out.print(f"[green]ok[/] every owned field exists on {', '.join(objects)}")
+    if missing:
         raise typer.Exit(1)
-    out.print(f"[green]ok[/] every owned field exists on {', '.join(ordered(cfg.objects))}")
 
 
 @fields_app.command("install")
 @handle_errors
-def fields_install(connection: str = typer.Option(..., "--connection")) -> None:
+def fields_install(
+    connection: str = typer.Option(..., "--connection", help="The connection whose CRM gets the fields."),
+) -> None:
     """Create the owned fields (and the permission to edit them); a second run changes nothing."""
     cfg, connector = _connector_for(connection)
     try:
@@ -326,7 +325,9 @@ def db_upgrade() -> None:
 
 @connections_app.command("list")
 @handle_errors
-def connections_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def connections_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the connections as JSON (options left out)."),
+) -> None:
     """Configured connections with their schedule."""
     config = STATE.config()
     if as_json:

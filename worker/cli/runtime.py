@@ -88,8 +88,8 @@ def beat(
 @handle_errors
 def schedule_show(
     count: int = typer.Option(3, "--count", "-n", min=1, max=100, help="Next runs per connection."),
-    connection: str = typer.Option(None, "--connection"),
-    as_json: bool = typer.Option(False, "--json"),
+    connection: str = typer.Option(None, "--connection", help="Only this connection (default: every one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the schedule as JSON."),
 ) -> None:
     """The next scheduled runs of each connection, in its time zone and in UTC."""
     from worker.schedule import CronError, next_runs

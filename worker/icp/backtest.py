@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from worker.icp.history import AccountOutcome
+from worker.icp.history import CLOSED_DEAL_FIELDS, AccountOutcome
 from worker.icp.logit import yardstick
 from worker.icp.model import DISQUALIFIED, INSUFFICIENT_DATA, IcpSpec
 from worker.icp.scoring import Scorer
@@ -176,7 +176,8 @@ def _warnings(r: BacktestReport, n_pos: int, n_neg: int, lost_only: int, insuffi
     when = f" closed on or after {r.split_date.isoformat()}" if r.split_date else ""
     deals, min_deals = r.deals, r.min_deals
     if deals == 0:
-        warnings.append(f"No closed deals{when}: nothing to backtest.")
+        looked = "" if r.split_date else f" (looked for {CLOSED_DEAL_FIELDS})"
+        warnings.append(f"No closed deals{when}: nothing to backtest{looked}.")
     elif deals < min_deals:
         warnings.append(f"Only {deals} closed deals{when}: every figure here rests on too few deals.")
     if deals and r.auc is None:

@@ -108,6 +108,26 @@ class Binning:
         key: CellKey = bool(value) if self.kind == "boolean" else _fold(value)
         return (key,) if key in known else ()
 
+    def place(self, accounts: Iterable[Mapping[str, Any]]) -> list[tuple[CellKey, ...] | None]:
+        """``keys`` of each account's value (``None``: no data), computed once per distinct value."""
+        cache: dict[Any, tuple[CellKey, ...] | None] = {}
+        out: list[tuple[CellKey, ...] | None] = []
+        for attributes in accounts:
+            value = attributes.get(self.attribute)
+            memo = tuple(value) if isinstance(value, _SETS) else value
+            try:
+                out.append(cache[memo])
+                continue
+            except KeyError:
+                pass
+            except TypeError:  # unhashable: no memo
+                out.append(None if is_missing(value) else self.keys(value))
+                continue
+            placed = None if is_missing(value) else self.keys(value)
+            cache[memo] = placed
+            out.append(placed)
+        return out
+
 
 def _numeric(attribute: str, values: Sequence[Any], bands: int) -> Binning | str:
     numbers = [float(v) for v in values]

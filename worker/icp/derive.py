@@ -28,16 +28,16 @@ from datetime import date
 from typing import Any, Literal
 
 from worker.icp.cells import Binning, bin_attributes
-from worker.icp.evidence import AttributeEvidence, Cell, Groups, Settings, attribute_evidence
+from worker.icp.evidence import AttributeEvidence, Cell, Groups, Row, Settings, attribute_evidence, rows_of
 from worker.icp.history import CLOSED_DEAL_FIELDS, AccountOutcome
 from worker.icp.leakage import LEAK_AUC, outcome_reason, separation
 from worker.icp.logit import L2
 from worker.icp.proposal import (
+    Placed,
     ProposedCredit,
     ProposedCriterion,
     ProposedDisqualifier,
-    propose_criteria,
-    propose_disqualifiers,
+    propose,
 )
 from worker.icp.stats import json_safe, z_for
 
@@ -190,7 +190,8 @@ def _candidate_names(
 
 def _drop_leaks(
     binnings: list[Binning],
-    accounts: Sequence[AccountOutcome],
+    placed: Placed,
+    rows: Sequence[Row],
     include: frozenset[str],
     leak_auc: float,
     min_support: int,
@@ -200,8 +201,9 @@ def _drop_leaks(
     kept: list[Binning] = []
     leaks: list[Exclusion] = []
     seps: dict[str, float | None] = {}
+    won = [r.won if (r.won or r.lost) else None for r in rows]
     for b in binnings:
-        sep = separation(b, accounts, min_support)
+        sep = separation(placed[b.attribute], won, min_support)
         seps[b.attribute] = sep
         if sep is not None and sep >= leak_auc and b.attribute.casefold() not in include:
             reason = (
@@ -303,7 +305,10 @@ def derive(
         [a.attributes for a in accounts], names, min_support=min_support, bands=bands
     )
     warnings += bin_warnings
-    binnings, leaks, seps = _drop_leaks(binnings, accounts, included, leak_auc, min_support)
+    rows = rows_of(accounts, groups)
+    attrs = [a.attributes for a in accounts]
+    placed = {b.attribute: b.place(attrs) for b in binnings}
+    binnings, leaks, seps = _drop_leaks(binnings, placed, rows, included, leak_auc, min_support)
     excluded += leaks
     tests = sum(len(b.cells) for b in binnings)
     z = z_for(confidence, tests)
@@ -311,9 +316,11 @@ def derive(
     settings = Settings(
         measure == "win_rate", z, (1.0 - confidence) / max(1, tests) / 2.0, min_support, base_win
     )
-    evidence = [attribute_evidence(b, accounts, groups, settings, seps.get(b.attribute)) for b in binnings]
-    criteria, model = propose_criteria(evidence, binnings, accounts, merge_overlap=merge_overlap, l2=l2)
-    disqualifiers = propose_disqualifiers(evidence, base_win)
+    evidence = [
+        attribute_evidence(b, placed[b.attribute], rows, settings, seps.get(b.attribute)) for b in binnings
+    ]
+    proposal = propose(evidence, binnings, accounts, base_win, placed, merge_overlap=merge_overlap, l2=l2)
+    criteria, disqualifiers, model = proposal.criteria, proposal.disqualifiers, proposal.model
     sample = _sample_warnings(accounts, len(winners), len(lost_only), len(best), measure, min_support)
     warnings = [*sample[:1], *warnings, *sample[1:]] if sample else warnings
     if not criteria:

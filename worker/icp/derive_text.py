@@ -80,8 +80,9 @@ def _attribute(r: DeriveReport, ev: AttributeEvidence, all_cells: bool) -> list[
             f"  {'value':<{width}} {'best':>12} {'all':>13} {'lost-only':>12} {'lift':>6}  "
             f"{'interval':<14} {'p':>8}"
         )
+    best = "with won deals" if r.measure == "win_rate" else "best"
     lines = [
-        f"{ev.attribute} ({ev.kind}; data on {ev.all_n:,} accounts, {ev.best_n:,} best, "
+        f"{ev.attribute} ({ev.kind}; data on {ev.all_n:,} accounts, {ev.best_n:,} {best}, "
         f"{ev.lost_n:,} lost-only)",
         header,
     ]

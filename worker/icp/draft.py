@@ -30,9 +30,15 @@ def _comment(text: str) -> str:
     return " ".join(str(text).split())
 
 
+_BASIS = {
+    "reliable": "",
+    "partial": "partial credit, not yet reliable: ",
+    "relative": "below average, credit relative to the lowest value: ",
+}
+
+
 def _note(pc: ProposedCredit) -> str:
-    basis = "" if pc.basis == "reliable" else "partial credit, not yet reliable: "
-    return _comment(basis + pc.cell.evidence())
+    return _comment(_BASIS.get(pc.basis, "") + pc.cell.evidence())
 
 
 def _header(r: DeriveReport, forced: str | None) -> list[str]:

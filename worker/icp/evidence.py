@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from worker.icp.bands import fmt_num, fmt_pct, fmt_ratio
-from worker.icp.cells import Binning, CellKey, CellSpec, Kind, is_missing
+from worker.icp.cells import Binning, CellKey, CellSpec, Kind
 from worker.icp.history import AccountOutcome
 from worker.icp.stats import design_effect, enrichment_p, ratio_interval, wilson_interval
 
@@ -151,15 +151,34 @@ class _Tally:
     deal_wins: int = 0
     clusters: list[tuple[float, float]] = field(default_factory=list)
 
-    def add(self, a: AccountOutcome, groups: Groups) -> None:
+    def add(self, r: Row) -> None:
         self.all += 1
-        self.best += a.account_id in groups.best
-        self.won += a.account_id in groups.won
-        self.lost += a.account_id in groups.lost
-        if a.deals:
-            self.deals += len(a.deals)
-            self.deal_wins += a.wins
-            self.clusters.append((float(a.wins), float(len(a.deals))))
+        self.best += r.best
+        self.won += r.won
+        self.lost += r.lost
+        if r.deals:
+            self.deals += r.deals
+            self.deal_wins += r.wins
+            self.clusters.append((float(r.wins), float(r.deals)))
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One account as the evidence counts it: its groups, and its won and closed deals."""
+
+    best: bool
+    won: bool
+    lost: bool
+    wins: int
+    deals: int
+
+
+def rows_of(accounts: Sequence[AccountOutcome], groups: Groups) -> list[Row]:
+    return [
+        Row(a.account_id in groups.best, a.account_id in groups.won, a.account_id in groups.lost, a.wins,
+            len(a.deals))
+        for a in accounts
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,18 +192,18 @@ class Settings:
 
 
 def tally(
-    binning: Binning, accounts: Sequence[AccountOutcome], groups: Groups
+    binning: Binning, placed: Sequence[tuple[CellKey, ...] | None], rows: Sequence[Row]
 ) -> tuple[_Tally, dict[CellKey, _Tally]]:
-    """The attribute's totals (accounts with data) and each cell's counts."""
+    """The attribute's totals (accounts with data) and each cell's counts; ``placed``: each account's
+    cells (``Binning.place``), aligned with ``rows``."""
     total = _Tally()
     by_key: dict[CellKey, _Tally] = {c.key: _Tally() for c in binning.cells}
-    for a in accounts:
-        value = a.attributes.get(binning.attribute)
-        if is_missing(value):
+    for keys, row in zip(placed, rows, strict=True):
+        if keys is None:
             continue
-        total.add(a, groups)
-        for k in binning.keys(value):
-            by_key[k].add(a, groups)
+        total.add(row)
+        for k in keys:
+            by_key[k].add(row)
     return total, by_key
 
 
@@ -238,12 +257,12 @@ def make_cell(binning: Binning, spec: CellSpec, t: _Tally, total: _Tally, s: Set
 
 def attribute_evidence(
     binning: Binning,
-    accounts: Sequence[AccountOutcome],
-    groups: Groups,
+    placed: Sequence[tuple[CellKey, ...] | None],
+    rows: Sequence[Row],
     settings: Settings,
     separation: float | None = None,
 ) -> AttributeEvidence:
-    total, by_key = tally(binning, accounts, groups)
+    total, by_key = tally(binning, placed, rows)
     cells = tuple(make_cell(binning, c, by_key[c.key], total, settings) for c in binning.cells)
     return AttributeEvidence(
         attribute=binning.attribute, kind=binning.kind, all_n=total.all, best_n=total.best,
@@ -252,4 +271,14 @@ def attribute_evidence(
     )  # fmt: skip
 
 
-__all__ = ["AttributeEvidence", "Cell", "Groups", "Settings", "attribute_evidence", "make_cell", "tally"]
+__all__ = [
+    "AttributeEvidence",
+    "Cell",
+    "Groups",
+    "Row",
+    "Settings",
+    "attribute_evidence",
+    "make_cell",
+    "rows_of",
+    "tally",
+]

@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from worker.icp.cells import Binning, CellKey
-from worker.icp.history import AccountOutcome
+from worker.icp.cells import CellKey
 from worker.icp.stats import auc_of_accounts
 
 LEAK_AUC = 0.95
@@ -70,31 +69,27 @@ def outcome_reason(name: str) -> str | None:
     return None
 
 
-def separation(binning: Binning, accounts: Sequence[AccountOutcome], min_accounts: int = 1) -> float | None:
-    """How well the attribute's values alone tell accounts that won from accounts that only lost: the AUC
-    (accounts, not deals) of each account's best cell win rate. ``None`` with fewer than ``min_accounts``
-    accounts of either kind (with data)."""
-    won: dict[CellKey, int] = {}
+def separation(
+    placed: Sequence[tuple[CellKey, ...] | None], won: Sequence[bool | None], min_accounts: int = 1
+) -> float | None:
+    """How well an attribute's values alone tell accounts that won from accounts that only lost: the AUC
+    (accounts, not deals) of each account's best cell win rate. ``placed``: each account's cells
+    (``Binning.place``); ``won``: whether it won, ``None`` without closed deals. ``None`` with fewer than
+    ``min_accounts`` accounts of either kind (with data)."""
+    wins: dict[CellKey, int] = {}
     seen: dict[CellKey, int] = {}
-    placed: list[tuple[tuple[CellKey, ...], bool]] = []
-    for a in accounts:
-        if not a.deals:
+    kept: list[tuple[tuple[CellKey, ...], bool]] = []
+    for keys, winner in zip(placed, won, strict=True):
+        if not keys or winner is None:
             continue
-        keys = binning.keys(a.attributes.get(binning.attribute))
-        if not keys:
-            continue
-        winner = a.wins > 0
-        placed.append((keys, winner))
+        kept.append((keys, winner))
         for k in keys:
             seen[k] = seen.get(k, 0) + 1
-            won[k] = won.get(k, 0) + winner
-    winners = sum(1 for _, w in placed if w)
-    if min(winners, len(placed) - winners) < max(1, min_accounts):
+            wins[k] = wins.get(k, 0) + winner
+    winners = sum(1 for _, w in kept if w)
+    if min(winners, len(kept) - winners) < max(1, min_accounts):
         return None
-    scored = []
-    for keys, winner in placed:
-        rate = max(won[k] / seen[k] for k in keys)
-        scored.append((rate, int(winner), int(not winner)))
+    scored = [(max(wins[k] / seen[k] for k in keys), int(w), int(not w)) for keys, w in kept]
     return auc_of_accounts(scored)
 
 

@@ -15,7 +15,7 @@ reports the model's AUC beside the ICP's as a yardstick ("a statistical model on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -45,30 +45,22 @@ class LogitModel:
                 return beta
         return 0.0
 
-    def log_odds(self, attributes: object) -> float:
+    def log_odds(self, attributes: Mapping[str, object]) -> float:
         """The model's log-odds of winning a deal of an account with these attributes."""
-        row = design_row(self.binnings, self.columns, attributes)
-        return self.intercept + float(np.dot(row, np.asarray(self.coefficients)))
+        beta = dict(zip(self.columns, self.coefficients, strict=True))
+        eta = self.intercept
+        for b in self.binnings:
+            eta += sum(beta.get((b.attribute, k), 0.0) for k in b.keys(attributes.get(b.attribute)))
+        return eta
 
-
-def _index(columns: Sequence[tuple[str, CellKey]]) -> dict[tuple[str, CellKey], int]:
-    return {c: i for i, c in enumerate(columns)}
-
-
-def design_row(
-    binnings: Sequence[Binning], columns: Sequence[tuple[str, CellKey]], attributes: object
-) -> np.ndarray:
-    get = getattr(attributes, "get", None)
-    row = np.zeros(len(columns))
-    if get is None:
-        return row
-    where = _index(columns)
-    for b in binnings:
-        for key in b.keys(get(b.attribute)):
-            i = where.get((b.attribute, key))
-            if i is not None:
-                row[i] = 1.0
-    return row
+    def scores(self, accounts: Sequence[Mapping[str, object]]) -> list[float]:
+        """``log_odds`` of many accounts (each distinct value placed once)."""
+        beta = dict(zip(self.columns, self.coefficients, strict=True))
+        out = [self.intercept] * len(accounts)
+        for b in self.binnings:
+            for i, keys in enumerate(b.place(accounts)):
+                out[i] += sum(beta.get((b.attribute, k), 0.0) for k in keys or ())
+        return out
 
 
 def fit_logistic(
@@ -97,18 +89,46 @@ def fit_logistic(
     return float(beta[0]), beta[1:], max_iter, False
 
 
+def design_matrix(
+    binnings: Sequence[Binning],
+    columns: Sequence[tuple[str, CellKey]],
+    placed: Mapping[str, Sequence[tuple[CellKey, ...] | None]],
+    rows: Sequence[int],
+) -> np.ndarray:
+    """0/1 columns for the accounts at positions ``rows`` of ``placed`` (``Binning.place`` per attribute)."""
+    where = {c: i for i, c in enumerate(columns)}
+    x = np.zeros((len(rows), len(columns)))
+    for b in binnings:
+        cells = placed[b.attribute]
+        for r, i in enumerate(rows):
+            for key in cells[i] or ():
+                j = where.get((b.attribute, key))
+                if j is not None:
+                    x[r, j] = 1.0
+    return x
+
+
 def fit_model(
-    accounts: Sequence[AccountOutcome], binnings: Sequence[Binning], *, l2: float = L2
+    accounts: Sequence[AccountOutcome],
+    binnings: Sequence[Binning],
+    *,
+    l2: float = L2,
+    placed: Mapping[str, Sequence[tuple[CellKey, ...] | None]] | None = None,
 ) -> LogitModel | None:
     """The model of winning on ``binnings`` from the accounts' closed deals; ``None`` without both won and
-    lost deals."""
-    closed = [a for a in accounts if a.deals]
-    won = np.array([a.wins for a in closed], dtype=float)
-    trials = np.array([len(a.deals) for a in closed], dtype=float)
+    lost deals. ``placed``: the accounts' cells per attribute when already known (``Binning.place``)."""
+    attrs = [a.attributes for a in accounts]
+    known = dict(placed or {})
+    for b in binnings:
+        if b.attribute not in known:
+            known[b.attribute] = b.place(attrs)
+    closed = [i for i, a in enumerate(accounts) if a.deals]
+    won = np.array([accounts[i].wins for i in closed], dtype=float)
+    trials = np.array([len(accounts[i].deals) for i in closed], dtype=float)
     if not closed or won.sum() == 0 or won.sum() == trials.sum():
         return None
     columns = tuple((b.attribute, c.key) for b in binnings for c in b.cells)
-    x = np.array([design_row(binnings, columns, a.attributes) for a in closed]).reshape(len(closed), -1)
+    x = design_matrix(binnings, columns, known, closed)
     intercept, beta, iterations, converged = fit_logistic(x, won, trials, l2=l2)
     return LogitModel(
         tuple(binnings), columns, intercept, tuple(float(b) for b in beta), iterations, converged
@@ -143,11 +163,15 @@ def yardstick(
     model = fit_model(train, binnings, l2=l2) if binnings else None
     if model is None:
         return Yardstick(names, None, None, None, split_date is not None)
-    scored = [(model.log_odds(a.attributes), a.wins, a.losses) for a in test if a.deals]
+    judged = [a for a in test if a.deals]
+    scored = [
+        (eta, a.wins, a.losses)
+        for eta, a in zip(model.scores([a.attributes for a in judged]), judged, strict=True)
+    ]
     auc = auc_of_accounts(scored)
     interval = cluster_bootstrap_auc(scored) if auc is not None else None
     lo, hi = interval if interval else (None, None)
     return Yardstick(names, auc, lo, hi, split_date is not None)
 
 
-__all__ = ["L2", "LogitModel", "Yardstick", "design_row", "fit_logistic", "fit_model", "yardstick"]
+__all__ = ["L2", "LogitModel", "Yardstick", "design_matrix", "fit_logistic", "fit_model", "yardstick"]

@@ -30,6 +30,7 @@ from worker.normalize.records import (
     NormalizeConfig,
     ValueProblem,
     normalize_record,
+    normalize_status,
     normalize_values,
 )
 from worker.normalize.scalars import parse_bool, parse_date, parse_set
@@ -45,6 +46,7 @@ __all__ = [
     "is_missing",
     "normalize_country",
     "normalize_record",
+    "normalize_status",
     "normalize_values",
     "parse_bool",
     "parse_date",

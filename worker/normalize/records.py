@@ -216,3 +216,35 @@ def normalize_record(raw: Mapping[str, Any], config: NormalizeConfig) -> tuple[d
     """``normalize_values`` with each problem as a message (``"employees: cannot read 'lots'"``)."""
     attributes, problems = normalize_values(raw, config)
     return attributes, [str(p) for p in problems]
+
+
+#: Status keys that hold a flag, a number or a date (``connectors.base.STATUS_KEYS``); the rest are text.
+_STATUS_FLAGS = frozenset({"is_converted", "is_closed", "is_won", "is_customer"})
+_STATUS_NUMBERS = frozenset({"amount"})
+_STATUS_DATES = frozenset({"close_date"})
+
+
+def normalize_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[ValueProblem]]:
+    """A record's status values, cleaned once when snapshotted: flags as bools (the words of
+    ``connectors.values``), ``amount`` as a number, ``close_date`` as an ISO date, text stripped. A value
+    that cannot be read is left out with a ``ValueProblem`` (unknown, never guessed)."""
+    clean: dict[str, Any] = {}
+    problems: list[ValueProblem] = []
+    for key, value in status.items():
+        if value is None or is_missing(value):
+            continue
+        try:
+            if key in _STATUS_FLAGS:
+                result: Any = parse_bool(value)
+            elif key in _STATUS_NUMBERS:
+                result = _to_number(value)
+            elif key in _STATUS_DATES:
+                result = parse_date(value)
+            else:
+                result = value.strip() if isinstance(value, str) else value
+        except ValueError:
+            problems.append(ValueProblem(str(key), _raw_text(value)))
+            continue
+        if result is not None:
+            clean[key] = result
+    return clean, problems

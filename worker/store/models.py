@@ -9,6 +9,7 @@ Tables, in the order of the data flow::
     fit_history        append-only: every change of score or tier
     reengage_flags     stale or dismissed records whose tier rose into a target tier
     sync_runs          one row per run: kind, status, counts, API calls, timings, error
+    run_warnings       per run: values that could not be read, duplicate or missing ids, bad stamps
     cursors            per connection and object type: the modification stamp to resume from
     console_users      people who sign in to the web console (argon2 hash, role)
     console_sessions   signed-in browser sessions (only a hash of the cookie's token is kept)
@@ -195,6 +196,32 @@ class SyncRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RunWarning(Base):
+    """What a run found wrong in the pulled data, counted per kind, field and raw value.
+
+    Bounded: every problem is counted, but only ``worker.sync.warnings.MAX_VALUES`` distinct raw values per
+    (object type, kind, field) get their own row (the rest add to a row whose ``raw_value`` is None), and
+    each row keeps at most ``MAX_EXAMPLES`` example record ids and places."""
+
+    __tablename__ = "run_warnings"
+    __table_args__ = (Index("ix_run_warnings_run", "run_id", "object_type", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    object_type: Mapped[str] = mapped_column(String(20))
+    #: ``unreadable``, ``impossible``, ``duplicate_id``, ``missing_id``, ``unreadable_stamp``.
+    kind: Mapped[str] = mapped_column(String(20))
+    #: The canonical attribute or field (``country``, ``id``, ``modstamp``).
+    field: Mapped[str] = mapped_column(String(100))
+    #: The raw value as text (cut to 200 characters); None: the other values beyond the kept ones.
+    raw_value: Mapped[str | None] = mapped_column(String(200))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Up to MAX_EXAMPLES record ids and places (``accounts.csv line 12``).
+    example_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    example_places: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
 class Cursor(Base):
     __tablename__ = "cursors"
 
@@ -258,5 +285,6 @@ __all__ = [
     "RecordFit",
     "RecordSnapshot",
     "ReengageFlag",
+    "RunWarning",
     "SyncRun",
 ]

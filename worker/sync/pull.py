@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, CrmRecord, ObjectType
 from worker.config import ConnectionConfig
-from worker.normalize import NormalizeConfig, normalize_record
+from worker.normalize import NormalizeConfig, normalize_status, normalize_values
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
 from worker.sync.tables import SNAP, ProgressFn
+from worker.sync.warnings import WarningTally, take_connector_problems
 
 
 def normalize_config(cfg: ConnectionConfig) -> NormalizeConfig:
@@ -31,12 +32,22 @@ def snapshot_page(
     records: Sequence[CrmRecord],
     norm: NormalizeConfig,
     now: datetime,
+    tally: WarningTally | None = None,
 ) -> tuple[int, int]:
     """Upsert one page of pulled records; unchanged ones (same modification stamp) are skipped.
-    Returns (changed, warnings)."""
+    Attributes and status values are normalised here, once; what could not be read is counted in
+    ``tally``. Returns (changed, warnings)."""
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
+    warnings = 0
+    if len(latest) < len(records):  # the rows that lost still count their problems
+        for rec in records:
+            if latest[rec.external_id] is not rec:
+                lost = normalize_values(rec.raw, norm)[1]
+                warnings += len(lost)
+                if tally is not None:
+                    tally.add_values(object_type, rec.external_id, lost)
     existing: dict[str, int] = {}
     stamps: dict[str, str] = {}
     for ext_id, snap_id, stamp in session.execute(
@@ -48,18 +59,21 @@ def snapshot_page(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     parents: set[str] = set()
-    warnings = 0
     for ext_id, rec in latest.items():
         if ext_id in stamps and stamps[ext_id] == rec.modstamp and rec.modstamp:
             continue  # re-pulled by the look-back, unchanged
-        attributes, problems = normalize_record(rec.raw, norm)
+        attributes, problems = normalize_values(rec.raw, norm)
+        status, status_problems = normalize_status(rec.status)
+        problems += status_problems
         warnings += len(problems)
-        parent = rec.status.get("account_id")
+        if tally is not None:
+            tally.add_values(object_type, ext_id, problems)
+        parent = status.get("account_id")
         row = {
             "name": (rec.name or "")[:255] or None,
             "attributes": attributes,
-            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in rec.status.items()},
-            "warnings": problems,
+            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()},
+            "warnings": [str(p) for p in problems],
             "owner_id": rec.owner_id,
             "last_activity": rec.last_activity,
             "crm_modstamp": rec.modstamp,
@@ -103,14 +117,18 @@ def pull_object(
     now: datetime,
     counts: RunCounts,
     progress: ProgressFn | None,
+    run_id: int | None = None,
 ) -> None:
+    """Pull one object type page by page; with ``run_id``, the data problems found are stored with the
+    run (``run_warnings``) when the pull is done."""
     norm = normalize_config(cfg)
+    tally = WarningTally()
     with store.session() as s:
         cursor = s.get(Cursor, (conn_id, object_type))
         since = None if full or cursor is None else cursor.value
     for page in connector.pull(object_type, since):
         with store.session() as s:
-            changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now)
+            changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
             if page.cursor:
                 cur = s.get(Cursor, (conn_id, object_type))
                 if cur is None:
@@ -121,7 +139,15 @@ def pull_object(
                     )
                 elif page.cursor > cur.value:
                     cur.value, cur.updated_at = page.cursor, now
+        found = take_connector_problems(connector)
+        tally.add_connector(object_type, found)
         counts.add_pulled(object_type, len(page.records), changed)
-        counts.warnings += warnings
+        counts.warnings += warnings + len(found)
         if progress:
             progress(f"pull:{object_type}", len(page.records))
+    found = take_connector_problems(connector)  # rows skipped after the last page (an empty id)
+    tally.add_connector(object_type, found)
+    counts.warnings += len(found)
+    if run_id is not None and tally.entries:
+        with store.session() as s:
+            tally.store(s, run_id, conn_id)

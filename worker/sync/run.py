@@ -184,7 +184,7 @@ def run_phases(
         t = time.perf_counter()
         for obj in policy.objects:
             pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
-                        now=now, counts=counts, progress=progress)  # fmt: skip
+                        now=now, counts=counts, progress=progress, run_id=run.run_id)  # fmt: skip
         run.timed("pull", t)
     t = time.perf_counter()
     if dry_run:
