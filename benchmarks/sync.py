@@ -8,7 +8,8 @@ Phases: ``full`` (first sync), ``incremental`` (1% of the records changed) and `
 ICP revision, from snapshots). The last line of output is one JSON object::
 
     {"crm", "accounts", "latency_ms", "phases": {PHASE: {"records", "written", "seconds", "records_per_s",
-                                          "peak_rss_mb", "calls": {"read", "write", "other"}}}}
+                                          "peak_rss_mb", "calls": {"read", "write", "other"},
+                                          "timings": {"pull", "score", "write", ...}}}}
 
 ``records`` is what the phase pulled (full, incremental) or re-scored (reevaluate). ``peak_rss_mb`` is the
 highest resident set size sampled during the phase (every 20 ms), so phases can be compared. HubSpot
@@ -86,13 +87,14 @@ def run_phase(store: Store, backend: Backend, kind: str, now: datetime) -> dict[
     )
     calls = summary.api_calls.get("calls", {})
     figures: dict[str, Any] = {
-        "status": summary.status,
+        "status": str(summary.status),
         "records": records,
         "written": counts.get("written", 0),
         "seconds": round(seconds, 2),
         "records_per_s": round(records / seconds) if seconds else None,
         "peak_rss_mb": rss.peak_mb,
         "calls": {k: calls.get(k, 0) for k in ("read", "write", "other")},
+        "timings": dict(summary.timings),
     }
     if backend.allowed_rate:
         # The fastest any client could go: every call at the allowed rate, nothing else taking time.

@@ -30,6 +30,31 @@ OWNED_FIELDS: tuple[str, ...] = (
     "reengage_reason",
 )
 
+#: The owned fields' API names in each CRM, by canonical name: the one map every connector's defaults
+#: come from (a connection may rename them in its options). The files connector's re-import columns
+#: carry Salesforce's names, so that a re-import file maps onto the Salesforce fields as it is.
+OWNED_API_NAMES: dict[str, dict[str, str]] = {
+    "salesforce": {
+        "fit_score": "ICP_Fit_Score__c",
+        "fit_tier": "ICP_Fit_Tier__c",
+        "fit_reasons": "ICP_Fit_Reasons__c",
+        "icp_version": "ICP_Version__c",
+        "scored_at": "ICP_Scored_At__c",
+        "reengage_flag": "ICP_Reengage__c",
+        "reengage_reason": "ICP_Reengage_Reason__c",
+    },
+    "hubspot": {
+        "fit_score": "icp_fit_score",
+        "fit_tier": "icp_fit_tier",
+        "fit_reasons": "icp_fit_reasons",
+        "icp_version": "icp_version",
+        "scored_at": "icp_scored_at",
+        "reengage_flag": "icp_reengage",
+        "reengage_reason": "icp_reengage_reason",
+    },
+}
+OWNED_API_NAMES["files"] = OWNED_API_NAMES["salesforce"]
+
 #: Status keys a connector fills in ``CrmRecord.status`` (absent keys mean unknown):
 #: lead:        lead_status (str), is_converted (bool)
 #: opportunity: account_id (str), stage (str), is_closed (bool), is_won (bool), amount (number),
@@ -160,7 +185,13 @@ class RunAware(Protocol):
 
 @runtime_checkable
 class Connector(Protocol):
-    """What the sync service needs from a CRM."""
+    """What the sync service needs from a CRM.
+
+    Two optional attributes let the sync service keep requests in flight: ``parallel_pulls = True``
+    (the object types may be pulled at once, from several threads: ``pull`` is thread-safe) and
+    ``records_per_write_call`` (hand ``write`` that many records at a time, which it sends as several
+    batches in parallel; default ``write_batch_size``).
+    """
 
     crm: str
     #: Records per write request the CRM allows (Salesforce 200, HubSpot 100).

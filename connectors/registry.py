@@ -4,12 +4,13 @@ connector. Imports lazily: a files-only install never loads the CRM SDKs."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Connector
+from connectors.base import OWNED_API_NAMES, Connector
 from connectors.errors import ConfigError
+from connectors.limits import Rate, RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +22,43 @@ class CrmEntry:
     write_batch_size: int
     #: Lead statuses that mean "dismissed" when a connection sets none (compared case-insensitively).
     dismissed_statuses: tuple[str, ...]
+    #: Owned field (``connectors.base.OWNED_FIELDS``) -> its API name in this CRM, unless renamed.
+    owned_api_names: Mapping[str, str]
+    #: The rolling request limits one limiter shared by every worker enforces, from a connection's
+    #: options (``worker.ratelimit``); None when the CRM counts something else (Salesforce: a daily
+    #: allocation its connector reserves itself; files: nothing).
+    rate_limits: Callable[[Mapping[str, Any]], dict[str, Rate]] | None = None
+    #: Names the budget a connection draws on, from its credentials (``env_prefix``, ``env``), so that
+    #: connections of one app share it; hashed, never a secret. None: the connection's own name.
+    budget_name: Callable[[str, Mapping[str, str]], str | None] | None = None
+
+
+def _hubspot_limits(options: Mapping[str, Any]) -> dict[str, Rate]:
+    from connectors.hubspot.ratelimit import shared_limits
+
+    return shared_limits(options)
+
+
+def _hubspot_budget(env_prefix: str, env: Mapping[str, str]) -> str | None:
+    from connectors.hubspot.ratelimit import budget_name
+
+    return budget_name(env_prefix, env)
 
 
 _SALESFORCE_DISMISSED = ("Closed - Not Converted", "Unqualified", "Disqualified", "Nurture")
 
 #: Every supported CRM, by the name a connection's ``crm`` uses.
 CRMS: dict[str, CrmEntry] = {
-    "files": CrmEntry("files", 10_000, _SALESFORCE_DISMISSED),
-    "salesforce": CrmEntry("salesforce", 200, _SALESFORCE_DISMISSED),
-    "hubspot": CrmEntry("hubspot", 100, ("UNQUALIFIED", "BAD_TIMING")),
+    "files": CrmEntry("files", 10_000, _SALESFORCE_DISMISSED, OWNED_API_NAMES["files"]),
+    "salesforce": CrmEntry("salesforce", 200, _SALESFORCE_DISMISSED, OWNED_API_NAMES["salesforce"]),
+    "hubspot": CrmEntry(
+        "hubspot",
+        100,
+        ("UNQUALIFIED", "BAD_TIMING"),
+        OWNED_API_NAMES["hubspot"],
+        rate_limits=_hubspot_limits,
+        budget_name=_hubspot_budget,
+    ),
 }
 
 
@@ -46,10 +75,10 @@ def build_connector(
     *,
     env_prefix: str,
     env: Mapping[str, str] | None = None,
-    limiter: Any = None,
+    limiter: RateLimiter | None = None,
 ) -> Connector:
-    """``limiter`` (``acquire(kind)``/``pause(seconds)``) replaces a connector's own request pacing, so
-    that several workers share one budget per CRM org (``worker.ratelimit``)."""
+    """``limiter`` replaces a connector's own request pacing, so that several workers share one budget
+    per CRM org (``worker.ratelimit``; only CRMs whose entry has ``rate_limits`` take one)."""
     env = os.environ if env is None else env
     if crm == "files":
         from connectors.files import FilesConnector

@@ -16,6 +16,7 @@ implements the subset of the REST API the connector uses, as Salesforce document
   ``STRING_TOO_LONG`` ...), single-record ``POST sobjects/{T}``;
 * Tooling API ``query`` and ``POST sobjects/CustomField``; PermissionSet, FieldPermissions and
   PermissionSetAssignment decide which custom fields the integration user can see and edit;
+* Bulk API 2.0 query and ingest jobs (``testing.salesforce_bulk``);
 * ``Sforce-Limit-Info: api-usage=used/max`` on every REST response; ``403 REQUEST_LIMIT_EXCEEDED`` once
   the daily allocation is used; ``401 INVALID_SESSION_ID`` for an unknown or expired session.
 
@@ -55,6 +56,8 @@ import jwt
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+
+from testing.salesforce_bulk import BulkApi
 
 API_VERSIONS = tuple(f"{v}.0" for v in range(20, 63))
 MAX_BATCH = 2000
@@ -659,8 +662,14 @@ class FakeSalesforce:
         security_token: str = "TOKENabc123",
         daily_limit: int = 5_000_000,
         clock: Callable[[], datetime] | None = None,
+        login_host: str | None = None,
+        jwt_audience: str | None = None,
     ) -> None:
         self.instance_host = instance_host
+        #: A login server of any name (a proxy, a private endpoint), answering as the standard one.
+        self.login_host = login_host
+        #: The JWT audience the org accepts (default: the login or test server's URL).
+        self.jwt_audience = jwt_audience
         self.sandbox = sandbox
         self.username, self.password, self.security_token = username, password, security_token
         self.daily_limit, self.daily_used = daily_limit, 0
@@ -694,6 +703,8 @@ class FakeSalesforce:
         self.calls: Counter[str] = Counter()
         self.log: list[RequestRecord] = []
         self.login_hosts: list[str] = []
+        #: Bulk API 2.0 jobs and allocations (``testing.salesforce_bulk``).
+        self.bulk = BulkApi(self)
         self.user_id = self.insert(
             "User", [{"Username": username, "Name": "Integration User", "IsActive": True}]
         )[0]
@@ -1090,7 +1101,8 @@ class FakeSalesforce:
     # ------------------------------------------------------------------------------ login
 
     def _login_hosts(self) -> set[str]:
-        return {"test.salesforce.com" if self.sandbox else "login.salesforce.com", self.instance_host}
+        hosts = {"test.salesforce.com" if self.sandbox else "login.salesforce.com", self.instance_host}
+        return hosts | ({self.login_host} if self.login_host else set())
 
     def _auth(self, method: str, path: str, host: str, headers: Mapping[str, str], body: bytes) -> Response:
         self.login_hosts.append(host)
@@ -1117,6 +1129,8 @@ class FakeSalesforce:
                 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
             )
         audiences = ["https://test.salesforce.com"] if self.sandbox else ["https://login.salesforce.com"]
+        if self.jwt_audience:
+            audiences = [self.jwt_audience]
         try:
             # simple-salesforce sends ``exp`` as a string, which Salesforce accepts: check it by hand.
             claims = jwt.decode(
@@ -1251,6 +1265,8 @@ class FakeSalesforce:
         headers: Mapping[str, str],
         body: bytes,
     ) -> Response:
+        if rest.startswith("/jobs/"):  # Bulk API 2.0: CSV bodies, its own routes
+            return self.bulk.route(method, version, rest, params, body)
         try:
             payload = json.loads(body) if body else None
         except ValueError:
@@ -1271,7 +1287,8 @@ class FakeSalesforce:
                     "DailyApiRequests": {
                         "Max": self.daily_limit,
                         "Remaining": max(0, self.daily_limit - self.daily_used),
-                    }
+                    },
+                    **self.bulk.limits(),
                 },
             )
         m = re.match(r"^/sobjects/(\w+)/describe$", rest)
@@ -1902,6 +1919,10 @@ def _kind_of(method: str, path: str) -> str:
         return "auth"
     if "/tooling/" in path:
         return "tooling"
+    if "/jobs/query" in path:
+        return "bulk_query"
+    if "/jobs/ingest" in path:
+        return "bulk_ingest"
     if re.search(r"/(query|queryAll)(/|$)", path):
         return "read"
     if path.endswith("/describe"):
@@ -1970,7 +1991,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _RouteToFake(HTTPAdapter):
-    """Sends https://*.salesforce.com requests to the fake over plain HTTP, keeping the original host in
+    """Sends https://*.salesforce.com requests (and those to the fake's ``login_host``) to the fake over
+    plain HTTP, keeping the original host in
     the ``Host`` header (the fake checks which login host was used). Anything else is refused."""
 
     def __init__(self, fake: FakeSalesforce) -> None:
@@ -1980,7 +2002,7 @@ class _RouteToFake(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parts = urlsplit(request.url or "")
         host = (parts.hostname or "").lower()
-        if not host.endswith(".salesforce.com"):
+        if not host.endswith(".salesforce.com") and host != self.fake.login_host:
             raise requests.ConnectionError(f"fake Salesforce: refusing to contact {host!r}")
         request.url = urlunsplit(("http", f"127.0.0.1:{self.fake.port}", parts.path, parts.query, ""))
         request.headers["Host"] = host

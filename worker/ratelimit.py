@@ -1,9 +1,10 @@
 """One request budget per CRM org, shared in Redis by every worker process.
 
 Each connector paces itself inside one process (``connectors.hubspot.ratelimit.RequestPacer``); two
-workers syncing the same portal would each use the whole budget. ``RedisRateLimiter`` has the same two
-methods, ``acquire(kind)`` and ``pause(seconds)``, and keeps its state in Redis, so all processes
-together stay inside the CRM's rolling window.
+workers syncing the same portal would each use the whole budget. ``RedisRateLimiter`` is a
+``connectors.limits.RateLimiter`` too (``acquire(kind)``, ``pause(seconds)``) and keeps its state in
+Redis, so all processes together stay inside the CRM's rolling window. The rates come from the CRM's
+registry entry (``connectors.registry.CrmEntry.rate_limits``).
 
 The algorithm is GCRA (the "generic cell rate algorithm", a token bucket kept as one timestamp per
 bucket): a bucket with emission interval ``T`` and burst ``b`` admits a request at time ``t`` when
@@ -19,13 +20,16 @@ own window never holds up reads, and no window is ever exceeded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from connectors.limits import Rate
+from connectors.registry import crm_entry
+
+__all__ = ["Rate", "RedisRateLimiter", "limiter_for"]
 
 #: Admit one request if every bucket of KEYS allows it now, counting it in each; otherwise change nothing
 #: and return the microseconds until all of them would. ARGV: (interval_us, tolerance_us) per key.
@@ -63,30 +67,6 @@ for i = 1, #KEYS do
 end
 return 1
 """
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most ``budget`` requests in any window of ``window`` seconds, ``burst`` of them back to back."""
-
-    budget: int
-    window: float
-    burst: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.budget < 1 or self.window <= 0:
-            raise ValueError("a rate needs a budget >= 1 and a positive window")
-
-    def gcra(self) -> tuple[int, int]:
-        """(emission interval, burst tolerance) in microseconds."""
-        burst = self.burst if self.burst is not None else max(1, self.budget // 10)
-        burst = min(max(1, burst), self.budget)
-        if burst >= self.budget:
-            if self.budget == 1:  # one per window, never two inside one closed window
-                return int(self.window * 1_000_000) + 1, 0
-            burst = self.budget - 1
-        interval = self.window * 1_000_000 / (self.budget - burst)
-        return int(interval) + 1, int(interval * (burst - 1))
 
 
 class RedisRateLimiter:
@@ -160,42 +140,22 @@ class RedisRateLimiter:
             self.client.delete(*keys)
 
 
-def hubspot_limits(options: Mapping[str, Any] | None = None) -> dict[str, Rate]:
-    """The rates of a HubSpot connection's options, with the same headroom as its in-process pacer."""
-    options = options or {}
-    headroom = float(options.get("rate_headroom", 0.05))
-    per_10s = max(1, int(int(options.get("requests_per_10s", 100)) * (1 - headroom)))
-    search = max(1, int(int(options.get("search_requests_per_second", 5)) * (1 - headroom)))
-    # A small burst, as the connector's pacer: every request of burst is one less of sustained rate.
-    return {"*": Rate(per_10s, 10.0, burst=max(1, per_10s // 50)), "search": Rate(search, 1.0, burst=1)}
-
-
-def hubspot_org(env_prefix: str, env: Mapping[str, str]) -> str | None:
-    """A stable name for the budget a HubSpot connection draws on, from its credentials: HubSpot counts a
-    private app's requests per app (its access token), a public app's per app and portal (its client id
-    and the portal's refresh token). Hashed: the Redis key never shows a secret."""
-    identity = (env.get(env_prefix + "HUBSPOT_ACCESS_TOKEN") or "").strip()
-    if not identity:
-        client = (env.get(env_prefix + "HUBSPOT_CLIENT_ID") or "").strip()
-        refresh = (env.get(env_prefix + "HUBSPOT_REFRESH_TOKEN") or "").strip()
-        identity = f"{client}:{refresh}" if client and refresh else ""
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16] if identity else None
-
-
 def limiter_for(cfg: Any, *, redis_url: str, prefix: str = "icp:",
                 env: Mapping[str, str] | None = None) -> RedisRateLimiter | None:  # fmt: skip
     """The shared limiter of a connection (a ``worker.config.ConnectionConfig``), or None for CRMs whose
-    limit is not a rolling window we pace (files; Salesforce counts a daily allocation, which its
+    registry entry has no rolling rate to share (files; Salesforce counts a daily allocation, which its
     connector reserves itself).
 
-    Connections with the same HubSpot credentials share one budget; without credentials the
-    connection's name names it."""
-    if cfg.crm != "hubspot":
+    Connections drawing on one budget (for HubSpot: the same credentials) share one limiter; without
+    credentials the connection's name names it."""
+    entry = crm_entry(cfg.crm)
+    if entry.rate_limits is None:
         return None
     from worker.locks import redis_client
 
     env = os.environ if env is None else env
-    org = hubspot_org(cfg.env_prefix or "", env) or f"connection-{cfg.name}"
+    budget = entry.budget_name(cfg.env_prefix or "", env) if entry.budget_name else None
+    org = budget or f"connection-{cfg.name}"
     return RedisRateLimiter(
-        redis_client(redis_url), f"hubspot:{org}", hubspot_limits(cfg.options), prefix=prefix
+        redis_client(redis_url), f"{cfg.crm}:{org}", entry.rate_limits(cfg.options or {}), prefix=prefix
     )

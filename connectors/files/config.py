@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.base import OBJECT_TYPES, OWNED_FIELDS, ObjectType
+from connectors.base import OBJECT_TYPES, OWNED_API_NAMES, OWNED_FIELDS, ObjectType
 
 #: Export file per object type, in ``FilesConfig.path``.
 DEFAULT_FILES: dict[ObjectType, str] = {
@@ -67,16 +67,8 @@ DEFAULT_COLUMNS: dict[ObjectType, dict[str, str]] = {
     },
 }
 
-#: Owned field (``connectors.base.OWNED_FIELDS``) → column name in the re-import files.
-DEFAULT_FIELD_NAMES: dict[str, str] = {
-    "fit_score": "ICP_Fit_Score__c",
-    "fit_tier": "ICP_Fit_Tier__c",
-    "fit_reasons": "ICP_Fit_Reasons__c",
-    "icp_version": "ICP_Version__c",
-    "scored_at": "ICP_Scored_At__c",
-    "reengage_flag": "ICP_Reengage__c",
-    "reengage_reason": "ICP_Reengage_Reason__c",
-}
+#: Owned field → column name in the re-import files: Salesforce's API names (``connectors.base``).
+DEFAULT_FIELD_NAMES: dict[str, str] = OWNED_API_NAMES["files"]
 
 
 class FilesConfig(BaseModel):

@@ -48,6 +48,10 @@ class HubSpotConnector:
 
     crm = "hubspot"
     write_batch_size = CRMS["hubspot"].write_batch_size
+    #: Object types pull at once (page chains in flight together, all under the limiter).
+    parallel_pulls = True
+    #: Batches per ``write`` call, sent in parallel (see ``connectors.hubspot.write``).
+    WRITE_BATCHES_PER_CALL = 20
 
     def __init__(
         self,
@@ -61,6 +65,7 @@ class HubSpotConnector:
     ) -> None:
         self.options = options
         self.write_batch_size = options.write_batch_size
+        self.records_per_write_call = options.write_batch_size * self.WRITE_BATCHES_PER_CALL
         self.client = HubSpotClient(options, credentials, limiter=limiter, clock=clock, sleep=sleep)
         self.properties = PropertyManager(self.client, options)
         self.puller = Puller(self.client, options, utcnow or (lambda: datetime.now(UTC)))

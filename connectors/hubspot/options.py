@@ -10,18 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.base import OBJECT_TYPES, OWNED_FIELDS, ObjectType
+from connectors.base import OBJECT_TYPES, OWNED_API_NAMES, OWNED_FIELDS, ObjectType
 
 #: Where each canonical owned field lives in HubSpot unless ``owned_properties`` renames it.
-DEFAULT_OWNED_PROPERTIES: dict[str, str] = {
-    "fit_score": "icp_fit_score",
-    "fit_tier": "icp_fit_tier",
-    "fit_reasons": "icp_fit_reasons",
-    "icp_version": "icp_version",
-    "scored_at": "icp_scored_at",
-    "reengage_flag": "icp_reengage",
-    "reengage_reason": "icp_reengage_reason",
-}
+DEFAULT_OWNED_PROPERTIES: dict[str, str] = OWNED_API_NAMES["hubspot"]
 
 #: Every tier a record can get under the default ICP, best first (``IcpSpec.tier_names``).
 DEFAULT_TIERS: tuple[str, ...] = ("best", "good", "poor", "disqualified", "insufficient_data")

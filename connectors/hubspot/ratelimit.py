@@ -5,29 +5,49 @@ limit on the search endpoints). A token bucket of capacity ``C`` refilled at ``r
 through at most ``C + r * T`` requests in any window of ``T`` seconds, so choosing ``C + r * T = budget``
 guarantees the window is never exceeded, whatever the timing of the calls.
 
-The pacer is an object with one small method, ``acquire(kind)``, plus ``pause(seconds)`` for a server
-that says "wait": a Redis-backed limiter shared by several workers can replace it without touching the
-client (``connectors.hubspot.client.HubSpotClient`` only calls those two).
+The pacer is a ``connectors.limits.RateLimiter``: ``acquire(kind)``, plus ``pause(seconds)`` for a server
+that says "wait"; a Redis-backed limiter shared by several workers can replace it without touching the
+client (``connectors.hubspot.client.HubSpotClient`` only calls those two). It is thread-safe: a token is
+reserved under a lock and waited for outside it, so parallel requests queue up in order. The rates a
+shared limiter enforces come from ``shared_limits`` (the registry entry's ``rate_limits``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connectors.limits import Rate, RateLimiter
+
+__all__ = ["RateLimiter", "RequestPacer", "TokenBucket", "budget_name", "shared_limits"]
 
 
-class RateLimiter(Protocol):
-    """What the client needs from a limiter."""
+def shared_limits(options: Mapping[str, Any] | None = None) -> dict[str, Rate]:
+    """The rates a limiter shared by every worker enforces for a HubSpot connection's options, with the
+    same headroom as the in-process pacer: ``"*"`` (the portal's 10-second window, every request) and
+    ``"search"`` (the search endpoints' per-second limit, on top)."""
+    options = options or {}
+    headroom = float(options.get("rate_headroom", 0.05))
+    per_10s = max(1, int(int(options.get("requests_per_10s", 100)) * (1 - headroom)))
+    search = max(1, int(int(options.get("search_requests_per_second", 5)) * (1 - headroom)))
+    # A small burst, as the pacer: every request of burst is one less of sustained rate.
+    return {"*": Rate(per_10s, 10.0, burst=max(1, per_10s // 50)), "search": Rate(search, 1.0, burst=1)}
 
-    def acquire(self, kind: str) -> float:
-        """Block until one request of ``kind`` (``read``, ``write``, ``other`` or ``search``) may go;
-        return the seconds waited."""
 
-    def pause(self, seconds: float) -> None:
-        """Let no request go for ``seconds`` (the server answered 429)."""
+def budget_name(env_prefix: str, env: Mapping[str, str]) -> str | None:
+    """A stable name for the budget a HubSpot connection draws on, from its credentials: HubSpot counts a
+    private app's requests per app (its access token), a public app's per app and portal (its client id
+    and the portal's refresh token). Hashed: the name never shows a secret."""
+    identity = (env.get(env_prefix + "HUBSPOT_ACCESS_TOKEN") or "").strip()
+    if not identity:
+        client = (env.get(env_prefix + "HUBSPOT_CLIENT_ID") or "").strip()
+        refresh = (env.get(env_prefix + "HUBSPOT_REFRESH_TOKEN") or "").strip()
+        identity = f"{client}:{refresh}" if client and refresh else ""
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16] if identity else None
 
 
 class TokenBucket:

@@ -3,9 +3,11 @@
 Every request this connector makes goes through ``SalesforceClient.call``, which:
 
 * logs in lazily (JWT bearer, username/password/token, or an existing session id) with
-  simple-salesforce's ``SalesforceLogin`` and then drives a ``simple_salesforce.Salesforce`` built in
-  "direct" mode, so that *this* class renews an expired session (401 ``INVALID_SESSION_ID``) on every
-  path: queries, ``restful`` calls such as ``composite/sobjects``, Tooling API and raw session calls;
+  simple-salesforce's ``SalesforceLogin``, or, for a custom ``login_url``, its SOAP login at that URL
+  and our own JWT assertion posted to ``{login_url}/services/oauth2/token``; and then drives a
+  ``simple_salesforce.Salesforce`` built in "direct" mode, so that *this* class renews an expired
+  session (401 ``INVALID_SESSION_ID``) on every path: queries, ``restful`` calls such as
+  ``composite/sobjects``, Tooling API and raw session calls;
 * refuses a request that would eat into the reserved share of the org's daily API allocation
   (``QuotaExceededError(reserved=True)``), read from ``Sforce-Limit-Info`` on every response;
 * retries 5xx, timeouts and dropped connections with exponential backoff and jitter (tenacity, with
@@ -36,7 +38,7 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
 )
-from simple_salesforce.login import SalesforceLogin
+from simple_salesforce.login import SalesforceLogin, token_login
 from simple_salesforce.util import exception_handler
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -225,10 +227,35 @@ class SalesforceClient:
             object_pairs_hook=None,  # plain dicts: json's fastest path
         )
 
+    def _jwt_at(self, login_url: str) -> tuple[str, str]:
+        """JWT bearer against any login server (simple-salesforce only knows ``*.salesforce.com``)."""
+        cred = self.credentials
+        assert cred.consumer_key is not None and cred.private_key is not None
+        claims = {
+            "iss": cred.consumer_key.get_secret_value(),
+            "sub": cred.username,
+            "aud": self.options.audience,
+            "exp": int(time.time()) + 180,
+        }
+        assertion = jwt.encode(claims, cred.private_key.get_secret_value(), algorithm="RS256")
+        data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+        session_id, instance = token_login(
+            f"{login_url}/services/oauth2/token",
+            data,
+            "login",
+            cred.consumer_key.get_secret_value(),
+            None,
+            None,
+            self.session,
+        )
+        return str(session_id), str(instance)
+
     def _login_request(self) -> tuple[str, str]:
         opts, cred = self.options, self.credentials
         domain = opts.login_domain
         try:
+            if cred.auth == "jwt" and opts.login_url:
+                return self._jwt_at(opts.login_url)
             if cred.auth == "jwt":
                 assert cred.consumer_key is not None and cred.private_key is not None
                 # The JWT audience is the login server (production or sandbox) even when the token is
@@ -251,6 +278,7 @@ class SalesforceClient:
                 domain=domain,
                 sf_version=opts.api_version,
                 session=self.session,
+                scratch_url=opts.login_url,  # the SOAP login goes to {login_url}/services/Soap/u/XX.X
             )
         except SalesforceAuthenticationFailed as exc:
             code = exc.code
@@ -440,6 +468,39 @@ class SalesforceClient:
             lambda sf: sf.restful(path, params=dict(params) if params else None, method=method, **kwargs),
             retry=retry,
         )
+
+    def raw(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+    ) -> requests.Response:
+        """A request relative to ``/services/data/vXX.X/`` whose answer is not (only) JSON: Bulk API CSV
+        bodies and their headers. Same renewal, retries and error translation as every other call."""
+        timeout = self.options.timeout_seconds
+
+        def send(sf: Salesforce) -> requests.Response:
+            merged = {**sf.headers, **(headers or {})}
+            response = sf.session.request(
+                method,
+                sf.base_url + path,
+                headers=merged,
+                params=params,
+                json=json,
+                data=data,
+                timeout=timeout,
+            )
+            if response.status_code >= 300:
+                exception_handler(response, name=path)
+            return response
+
+        return self.call(kind, f"{method} {path}", send, retry=retry)
 
     def userinfo(self) -> dict[str, Any]:
         """The OpenID Connect user info of the integration user (``user_id``, ``organization_id``)."""

@@ -21,6 +21,7 @@ from connectors.base import (
 )
 from connectors.errors import ConfigError, MissingFieldsError
 from connectors.registry import CRMS
+from connectors.salesforce.bulk import BulkJobs
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.fields import install_owned_fields, missing_owned
 from connectors.salesforce.mapping import SOBJECT, ObjectMapping, build_mapping, missing_fields
@@ -30,6 +31,9 @@ from connectors.salesforce.tasks import create_tasks
 from connectors.salesforce.write import write_updates
 
 log = logging.getLogger("connectors.salesforce")
+
+#: Records per write call when bulk is on: one ingest job per call, so few calls for a full write-back.
+BULK_WRITE_CALL = 100_000
 
 
 class SalesforceConnector:
@@ -56,6 +60,11 @@ class SalesforceConnector:
             for obj in OBJECT_TYPES
         }
         self._describes: dict[str, dict[str, Any]] = {}
+        #: Bulk API 2.0 jobs for large pulls and write-backs (None with ``bulk: false``).
+        self.bulk = BulkJobs(client, options) if options.bulk else None
+        if self.bulk is not None:
+            # The sync hands over this many records per write call: one ingest job each.
+            self.records_per_write_call = BULK_WRITE_CALL
         self._enabled: tuple[ObjectType, ...] | None = None
         self._mapping_checked = False
 
@@ -141,7 +150,18 @@ class SalesforceConnector:
             self.check_mapping(enabled if object_type in enabled else (*enabled, object_type))
         names = {f["name"].lower(): f["name"] for f in self.describe(object_type).get("fields", [])}
         mapping = self._mappings[object_type].with_names(names)
-        yield from pull_pages(self.client, mapping, since, lookback_seconds=self.options.lookback_seconds)
+        types = {
+            f["name"].lower(): str(f.get("type") or "string") for f in self.describe(object_type)["fields"]
+        }
+        yield from pull_pages(
+            self.client,
+            mapping,
+            since,
+            lookback_seconds=self.options.lookback_seconds,
+            bulk=self.bulk,
+            bulk_threshold=self.options.bulk_read_threshold,
+            types=types,
+        )
 
     def write(self, object_type: ObjectType, updates: Sequence[FitUpdate]) -> list[WriteResult]:
         """Write owned fields through ``composite/sobjects``; one result per update, in order."""
@@ -174,6 +194,8 @@ class SalesforceConnector:
             lock_retries=self.options.lock_retries,
             lock_wait=self.options.lock_retry_wait,
             sleep=self.client.sleep,
+            bulk=self.bulk,
+            bulk_threshold=self.options.bulk_write_threshold,
         )
 
     def create_tasks(self, tasks: Sequence[FollowUpTask]) -> list[TaskResult]:

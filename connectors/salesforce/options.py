@@ -12,19 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from simple_salesforce.api import DEFAULT_API_VERSION
 
-from connectors.base import OWNED_FIELDS, ObjectType
+from connectors.base import OWNED_API_NAMES, OWNED_FIELDS, ObjectType
 from connectors.errors import ConfigError
 
-#: Owned field API names by canonical name (``connectors.base.OWNED_FIELDS``).
-DEFAULT_OWNED_FIELDS: dict[str, str] = {
-    "fit_score": "ICP_Fit_Score__c",
-    "fit_tier": "ICP_Fit_Tier__c",
-    "fit_reasons": "ICP_Fit_Reasons__c",
-    "icp_version": "ICP_Version__c",
-    "scored_at": "ICP_Scored_At__c",
-    "reengage_flag": "ICP_Reengage__c",
-    "reengage_reason": "ICP_Reengage_Reason__c",
-}
+#: Owned field API names by canonical name (``connectors.base.OWNED_API_NAMES``).
+DEFAULT_OWNED_FIELDS: dict[str, str] = OWNED_API_NAMES["salesforce"]
 
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CUSTOM_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*__c$")
@@ -52,6 +44,14 @@ class SalesforceOptions(_Strict):
     auth: Literal["jwt", "password", "session"] = "jwt"
     #: ``login`` (production), ``test`` (sandbox) or a My Domain host such as ``acme.my.salesforce.com``.
     domain: str = "login"
+    #: Any login server instead of ``domain``, for ``password`` and ``jwt`` auth: a sandbox proxy, a
+    #: private endpoint, a test server (``https://sso.acme.example``, optionally with a path). The
+    #: SOAP login or the OAuth token request goes to ``{login_url}/services/...``.
+    login_url: str | None = None
+    #: The JWT ``aud`` claim: Salesforce's login server (``https://login.salesforce.com``, or
+    #: ``https://test.salesforce.com`` for a sandbox) unless set; a login URL fronting an Experience
+    #: Cloud site needs the site's URL here.
+    jwt_audience: str | None = None
     #: ``https://acme.my.salesforce.com``: required for ``session`` auth, ignored otherwise.
     instance_url: str | None = None
     api_version: str = DEFAULT_API_VERSION
@@ -81,6 +81,18 @@ class SalesforceOptions(_Strict):
     #: In-run retries of records that failed with ``UNABLE_TO_LOCK_ROW``, and the wait between them.
     lock_retries: int = Field(2, ge=0, le=10)
     lock_retry_wait: float = Field(2.0, ge=0)
+    #: Bulk API 2.0 for large volumes: a pull whose query matches more than ``bulk_read_threshold``
+    #: records runs as a query job, a write-back of more than ``bulk_write_threshold`` records as an
+    #: ingest job; REST below. ``bulk: false`` keeps everything on REST.
+    bulk: bool = True
+    bulk_read_threshold: int = Field(10_000, ge=0)
+    bulk_write_threshold: int = Field(2_000, ge=0)
+    #: Records per result set of a query job (``maxRecords``).
+    bulk_max_records: int = Field(50_000, ge=2_000, le=1_000_000)
+    #: Polling of a job: first wait, doubling up to the cap, and the time after which it is aborted.
+    bulk_poll_initial: float = Field(0.5, ge=0)
+    bulk_poll_max: float = Field(10.0, ge=0)
+    bulk_timeout_seconds: float = Field(1800.0, gt=0)
     #: Permission set that grants the integration user edit access to the owned fields.
     permission_set: str = "ICP_Fit_Worker"
     tasks: TaskOptions = Field(default_factory=TaskOptions)
@@ -97,6 +109,16 @@ class SalesforceOptions(_Strict):
                 "(for example acme.my.salesforce.com)"
             )
         return host
+
+    @field_validator("login_url", "jwt_audience")
+    @classmethod
+    def _https_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().rstrip("/")
+        if not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$", v):
+            raise ValueError("must be an https:// URL such as https://sso.acme.example (a path may follow)")
+        return v
 
     @field_validator("instance_url")
     @classmethod
@@ -152,6 +174,8 @@ class SalesforceOptions(_Strict):
     def _consistent(self) -> SalesforceOptions:
         if self.auth == "session" and not self.instance_url:
             raise ValueError("auth 'session' needs instance_url (the org's https:// URL)")
+        if self.login_url and self.domain != "login":
+            raise ValueError("set either domain or login_url, not both")
         if self.retry_wait_max < self.retry_wait_initial:
             raise ValueError("retry_wait_max must be at least retry_wait_initial")
         names = list(self.owned_api_names.values())
@@ -172,6 +196,13 @@ class SalesforceOptions(_Strict):
     @property
     def is_sandbox(self) -> bool:
         return self.domain == "test" or ".sandbox.my." in self.domain
+
+    @property
+    def audience(self) -> str:
+        """The JWT ``aud`` claim (see ``jwt_audience``)."""
+        if self.jwt_audience:
+            return self.jwt_audience
+        return "https://test.salesforce.com" if self.is_sandbox else "https://login.salesforce.com"
 
 
 def parse_options(options: dict[str, Any]) -> SalesforceOptions:

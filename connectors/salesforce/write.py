@@ -4,7 +4,9 @@ Up to 200 records a request with ``allOrNone: false``, so one bad record never b
 answer has one SaveResult per record, in request order. Records that failed with
 ``UNABLE_TO_LOCK_ROW`` (another process holds the row, typically a parent account during a bulk
 job) are sent again within the run, a bounded number of times, and otherwise come back
-``retryable``. An update is idempotent, so whole requests are retried on transient failures too.
+``retryable``. Large write-backs go through a Bulk API 2.0 ingest job instead
+(``connectors.salesforce.bulk``), whose per-record results come back as the same ``WriteResult``s.
+An update is idempotent, so whole requests are retried on transient failures too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from connectors.base import FitUpdate, WriteResult
 from connectors.errors import ConfigError, ConnectorError, PermanentError
+from connectors.salesforce.bulk import BulkJobs, BulkUnavailable
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.mapping import parse_datetime
 from connectors.values import word_to_bool
@@ -125,8 +128,12 @@ def write_updates(
     lock_retries: int,
     lock_wait: float,
     sleep: Callable[[float], None],
+    bulk: BulkJobs | None = None,
+    bulk_threshold: int = 0,
 ) -> list[WriteResult]:
-    """Write ``updates`` (canonical owned names -> values) to ``sobject``; one result per update."""
+    """Write ``updates`` (canonical owned names -> values) to ``sobject``; one result per update.
+    More than ``bulk_threshold`` of them go through a Bulk API ingest job when ``bulk`` is given (the
+    records it reports locked are sent again through REST, as REST's own locked records are)."""
     records: list[tuple[int, dict[str, Any]]] = []
     for index, update in enumerate(updates):
         body: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.external_id}
@@ -139,6 +146,41 @@ def write_updates(
 
     results: list[WriteResult | None] = [None] * len(updates)
     pending = records
+    if bulk is not None and len(records) > bulk_threshold:
+        try:
+            by_id = bulk.update(sobject, [body for _, body in records])
+        except BulkUnavailable as exc:
+            log.warning("Salesforce %s write-back stays on REST: %s", sobject, exc)
+        else:
+            for index, body in records:
+                results[index] = by_id.get(body["id"]) or WriteResult(
+                    body["id"], False, "NO_ANSWER", "the bulk job reported nothing", retryable=True
+                )
+            pending = [
+                (index, body)
+                for index, body in records
+                if (r := results[index]) is not None and r.error_code == "UNABLE_TO_LOCK_ROW"
+            ]
+            if not pending or not lock_retries:
+                return [r for r in results if r is not None]
+            sleep(lock_wait)
+    _rest_rounds(client, sobject, updates, pending, results, lock_retries=lock_retries, lock_wait=lock_wait,
+                 sleep=sleep)  # fmt: skip
+    return [r for r in results if r is not None]
+
+
+def _rest_rounds(
+    client: SalesforceClient,
+    sobject: str,
+    updates: Sequence[FitUpdate],
+    pending: list[tuple[int, dict[str, Any]]],
+    results: list[WriteResult | None],
+    *,
+    lock_retries: int,
+    lock_wait: float,
+    sleep: Callable[[float], None],
+) -> None:
+    """sObject Collections requests for ``pending``, then again for the records found locked."""
     for round_number in range(lock_retries + 1):
         if round_number:
             log.info(
@@ -174,4 +216,3 @@ def write_updates(
         if not locked:
             break
         pending = locked
-    return [r for r in results if r is not None]

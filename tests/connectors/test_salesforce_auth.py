@@ -234,3 +234,49 @@ def assert_no_secret(texts: list[str], secrets_: list[str]) -> None:
     for text in texts:
         for secret in secrets_:
             assert secret not in text, f"a secret leaked into: {text[:200]}"
+
+
+# -- a login server of any name ------------------------------------------------------------------------
+
+
+def test_password_login_at_a_custom_login_url():
+    with FakeSalesforce(login_host="sso.acme-proxy.example") as fake:
+        fake.insert("Account", [{"Name": "Acme"}])
+        connector = fake.connector("password", login_url="https://sso.acme-proxy.example/")
+        assert [r.name for p in connector.pull("account", None) for r in p.records] == ["Acme"]
+        assert fake.login_hosts == ["sso.acme-proxy.example"]
+
+
+def test_jwt_login_at_a_custom_login_url_with_its_audience(rsa_pair):
+    private, public = rsa_pair
+    with FakeSalesforce(
+        login_host="login.private.example", jwt_audience="https://login.private.example"
+    ) as fake:
+        fake.trust_jwt_key(CONSUMER_KEY, public)
+        fake.insert("Account", [{"Name": "Acme"}])
+        options = {
+            "login_url": "https://login.private.example",
+            "jwt_audience": "https://login.private.example",
+        }
+        connector = fake.connector("jwt", env_prefix="ACME_", env=jwt_env(fake, private), **options)
+        assert [r.name for p in connector.pull("account", None) for r in p.records] == ["Acme"]
+        assert fake.login_hosts == ["login.private.example"]
+        # The default audience is Salesforce's login server, which this org does not accept.
+        wrong = fake.connector(
+            "jwt", env_prefix="ACME_", env=jwt_env(fake, private), login_url="https://login.private.example"
+        )
+        with pytest.raises(AuthError, match="audience"):
+            wrong.check_fields(["account"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"login_url": "http://sso.example"}, "login_url: Value error, must be an https:// URL"),
+        ({"login_url": "https://sso.example", "domain": "test"}, "either domain or login_url"),
+        ({"jwt_audience": "login.salesforce.com"}, "jwt_audience: Value error, must be an https:// URL"),
+    ],
+)
+def test_login_url_options_are_checked(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SalesforceConnector.from_config(options, env_prefix="X_", env={})

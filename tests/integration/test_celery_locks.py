@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from connectors.hubspot.ratelimit import shared_limits as hubspot_limits
 from worker.locks import FileLock, LockBusy, RedisLock, connection_lock
-from worker.ratelimit import Rate, RedisRateLimiter, hubspot_limits
+from worker.ratelimit import Rate, RedisRateLimiter
 
 pytestmark = pytest.mark.celery
 

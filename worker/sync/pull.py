@@ -1,15 +1,18 @@
-"""Pull and snapshot: each page's snapshots commit, then the cursor advances past them."""
+"""Pull and snapshot: each page's snapshots commit, then the cursor advances past them. Object types
+pull one after the other, or in parallel threads when the connector allows it (``pull_objects``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, CrmRecord, ObjectType
+from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
 from worker.normalize import NormalizeConfig, normalize_status, normalize_values
 from worker.store.db import Store
@@ -106,12 +109,12 @@ def snapshot_page(
     return len(inserts) + len(updates), warnings
 
 
-def pull_object(
+def pull_objects(
     store: Store,
     conn_id: int,
     cfg: ConnectionConfig,
     connector: Connector,
-    object_type: ObjectType,
+    object_types: Sequence[ObjectType],
     *,
     full: bool,
     now: datetime,
@@ -119,35 +122,129 @@ def pull_object(
     progress: ProgressFn | None,
     run_id: int | None = None,
 ) -> None:
-    """Pull one object type page by page; with ``run_id``, the data problems found are stored with the
-    run (``run_warnings``) when the pull is done."""
+    """Pull every object type: one after the other, or all at once when the connector says its pulls
+    may run in parallel (``parallel_pulls``: a CRM whose limit is a request rate, not a record count,
+    so that several page chains in flight use the rate). Either way each page commits here, in this
+    thread, with its own cursor, so a crash at any point resumes every object type where it was.
+
+    With ``run_id``, the data problems found are stored with the run (``run_warnings``) when the pull
+    is done. (A connector's own problems, ``take_problems``, are told to the page stored next: only
+    connectors that pull one object type at a time have them.)"""
     norm = normalize_config(cfg)
     tally = WarningTally()
-    with store.session() as s:
-        cursor = s.get(Cursor, (conn_id, object_type))
-        since = None if full or cursor is None else cursor.value
-    for page in connector.pull(object_type, since):
-        with store.session() as s:
-            changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
-            if page.cursor:
-                cur = s.get(Cursor, (conn_id, object_type))
-                if cur is None:
-                    s.add(
-                        Cursor(
-                            connection_id=conn_id, object_type=object_type, value=page.cursor, updated_at=now
-                        )
-                    )
-                elif page.cursor > cur.value:
-                    cur.value, cur.updated_at = page.cursor, now
-        found = take_connector_problems(connector)
-        tally.add_connector(object_type, found)
-        counts.add_pulled(object_type, len(page.records), changed)
-        counts.warnings += warnings + len(found)
-        if progress:
-            progress(f"pull:{object_type}", len(page.records))
-    found = take_connector_problems(connector)  # rows skipped after the last page (an empty id)
-    tally.add_connector(object_type, found)
-    counts.warnings += len(found)
+    sinces = {obj: _since(store, conn_id, obj, full) for obj in object_types}
+    if len(object_types) < 2 or not getattr(connector, "parallel_pulls", False):
+        for obj in object_types:
+            for page in connector.pull(obj, sinces[obj]):
+                _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+            _leftover_problems(connector, obj, counts, tally)
+    else:
+        for obj, page in _concurrent_pages(connector, sinces):
+            _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
     if run_id is not None and tally.entries:
         with store.session() as s:
             tally.store(s, run_id, conn_id)
+
+
+def _leftover_problems(
+    connector: Connector, object_type: ObjectType, counts: RunCounts, tally: WarningTally
+) -> None:
+    found = take_connector_problems(connector)  # rows skipped after the last page (an empty id)
+    tally.add_connector(object_type, found)
+    counts.warnings += len(found)
+
+
+def _since(store: Store, conn_id: int, object_type: ObjectType, full: bool) -> str | None:
+    with store.session() as s:
+        cursor = s.get(Cursor, (conn_id, object_type))
+        return None if full or cursor is None else cursor.value
+
+
+def _store_page(
+    store: Store,
+    conn_id: int,
+    norm: NormalizeConfig,
+    object_type: ObjectType,
+    page: Page,
+    now: datetime,
+    counts: RunCounts,
+    progress: ProgressFn | None,
+    connector: Connector,
+    tally: WarningTally,
+) -> None:
+    """Snapshot one page and move the object's cursor past it, in one transaction."""
+    with store.session() as s:
+        changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
+        if page.cursor:
+            cur = s.get(Cursor, (conn_id, object_type))
+            if cur is None:
+                s.add(
+                    Cursor(connection_id=conn_id, object_type=object_type, value=page.cursor, updated_at=now)
+                )
+            elif page.cursor > cur.value:
+                cur.value, cur.updated_at = page.cursor, now
+    found = take_connector_problems(connector)
+    tally.add_connector(object_type, found)
+    counts.add_pulled(object_type, len(page.records), changed)
+    counts.warnings += warnings + len(found)
+    if progress:
+        progress(f"pull:{object_type}", len(page.records))
+
+
+#: Pages waiting to be stored, per object type pulled at once (bounds memory: pulls wait for the store).
+PAGES_AHEAD = 2
+
+
+def _concurrent_pages(
+    connector: Connector, sinces: Mapping[ObjectType, str | None]
+) -> Iterator[tuple[ObjectType, Page]]:
+    """Each object type's pages from its own thread, in arrival order (each type's in its own order).
+    The first error stops every pull and is raised here; so is leaving early."""
+    ready: queue.Queue[tuple[ObjectType, Page | None, BaseException | None]] = queue.Queue(
+        maxsize=PAGES_AHEAD * len(sinces)
+    )
+    stop = threading.Event()
+
+    def put(item: tuple[ObjectType, Page | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce(obj: ObjectType, since: str | None) -> None:
+        pages = connector.pull(obj, since)
+        try:
+            for page in pages:
+                if not put((obj, page, None)):
+                    return
+            put((obj, None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((obj, None, exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    threads = [
+        threading.Thread(target=produce, args=(obj, since), name=f"pull-{obj}", daemon=True)
+        for obj, since in sinces.items()
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        running = len(threads)
+        while running:
+            obj, page, error = ready.get()
+            if error is not None:
+                raise error
+            if page is None:
+                running -= 1
+                continue
+            yield obj, page
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)

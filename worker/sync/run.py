@@ -23,7 +23,7 @@ from worker.store.states import SYNC_KINDS, RunKind, RunStatus
 from worker.sync.counts import RunCounts
 from worker.sync.followups import create_followups
 from worker.sync.plan import plan, record_row
-from worker.sync.pull import pull_object
+from worker.sync.pull import pull_objects
 from worker.sync.score import ScoringContext, score_object
 from worker.sync.tables import ProgressFn
 from worker.sync.write import RecordError, write_object
@@ -169,9 +169,8 @@ def run_phases(
     and writing: no fit, flag or history changes, nothing sent to the CRM."""
     if not score:
         t = time.perf_counter()
-        for obj in ordered(cfg.objects):
-            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
-                        now=now, counts=run.counts, progress=progress)  # fmt: skip
+        pull_objects(store, run.conn_id, cfg, connector, ordered(cfg.objects), full=kind == RunKind.FULL,
+                     now=now, counts=run.counts, progress=progress)  # fmt: skip
         run.timed("pull", t)
         return RunStatus.SUCCEEDED
     if run.version is None:
@@ -182,9 +181,8 @@ def run_phases(
     if kind != RunKind.REEVALUATE:
         check_owned_fields(cfg, connector, policy)
         t = time.perf_counter()
-        for obj in policy.objects:
-            pull_object(store, run.conn_id, cfg, connector, obj, full=kind == RunKind.FULL,
-                        now=now, counts=counts, progress=progress, run_id=run.run_id)  # fmt: skip
+        pull_objects(store, run.conn_id, cfg, connector, policy.objects, full=kind == RunKind.FULL,
+                     now=now, counts=counts, progress=progress, run_id=run.run_id)  # fmt: skip
         run.timed("pull", t)
     t = time.perf_counter()
     if dry_run:

@@ -1,17 +1,18 @@
 """Write: pending (and previously failed) records go to the CRM in the connector's batch size; each
 batch's per-record results commit right after the CRM answers (a crash re-sends at most the one batch
-in flight)."""
+in flight, or the two calls in flight of a connector that keeps requests in flight)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from connectors.base import Connector, FitUpdate, ObjectType
+from connectors.base import Connector, FitUpdate, ObjectType, WriteResult
 from worker.store import queries
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot
@@ -52,10 +53,53 @@ def write_object(
     """Send every pending (or previously failed) record once, in the connector's batch size.
 
     Last run's failures go first, then the pending records: a record failing now is marked ``error``
-    and not tried again in this run. One status per query keeps the index scan in key order (an
-    ``IN`` over both statuses makes SQLite sort every remaining row, once per query).
+    and not tried again in this run. A connector that keeps requests in flight
+    (``records_per_write_call``) gets its next call while this thread commits the answers of the one
+    before, so the CRM's rate is not left idle during our own work (a crash re-sends at most those two
+    calls' records: updates are idempotent). The first ``MAX_RECORD_ERRORS`` refusals of the run are
+    kept in ``errors``.
     """
-    batch = max(1, int(connector.write_batch_size))
+    per_call = int(getattr(connector, "records_per_write_call", 0) or 0)
+    batch = max(1, per_call or int(connector.write_batch_size))
+    chunks = _pending_chunks(store, conn_id, object_type, batch)
+    if not per_call:
+        for rows in chunks:
+            write_batch(store, object_type, connector, rows, counts, now, errors)
+            if progress:
+                progress(f"write:{object_type}", len(rows))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-ahead") as ahead:
+        in_flight: tuple[Sequence[Any], Future[list[WriteResult]]] | None = None
+        for rows in chunks:
+            sent = (rows, ahead.submit(connector.write, object_type, _updates(rows)))
+            if in_flight is not None:
+                _settle(store, in_flight, counts, now, object_type, progress, errors)
+            in_flight = sent
+        if in_flight is not None:
+            _settle(store, in_flight, counts, now, object_type, progress, errors)
+
+
+def _settle(
+    store: Store,
+    in_flight: tuple[Sequence[Any], Future[list[WriteResult]]],
+    counts: RunCounts,
+    now: datetime,
+    object_type: ObjectType,
+    progress: ProgressFn | None,
+    errors: list[RecordError] | None,
+) -> None:
+    rows, answer = in_flight
+    store_results(store, rows, answer.result(), counts, now, object_type, errors)
+    if progress:
+        progress(f"write:{object_type}", len(rows))
+
+
+def _pending_chunks(
+    store: Store, conn_id: int, object_type: ObjectType, batch: int
+) -> Iterator[Sequence[Any]]:
+    """Rows to write, ``batch`` at a time: last run's failures, then the pending records. One status per
+    query keeps the index scan in key order (an ``IN`` over both statuses makes SQLite sort every
+    remaining row, once per query)."""
     for status in (WriteStatus.ERROR, WriteStatus.PENDING):
         last_id = 0
         while True:
@@ -81,9 +125,14 @@ def write_object(
                 break
             last_id = rows[-1][0]
             for start in range(0, len(rows), batch):
-                write_batch(store, object_type, connector, rows[start : start + batch], counts, now, errors)
-                if progress:
-                    progress(f"write:{object_type}", len(rows[start : start + batch]))
+                yield rows[start : start + batch]
+
+
+def _updates(rows: Sequence[Any]) -> list[FitUpdate]:
+    return [
+        FitUpdate(ext, {**desired, "scored_at": queries.aware(scored_at).isoformat(timespec="seconds")})
+        for _, ext, desired, scored_at in rows
+    ]
 
 
 def write_batch(
@@ -95,13 +144,21 @@ def write_batch(
     now: datetime,
     errors: list[RecordError] | None = None,
 ) -> None:
-    """One write request and its per-record results, committed as soon as the CRM answers; the first
-    ``MAX_RECORD_ERRORS`` refusals of the run are kept in ``errors``."""
-    updates = [
-        FitUpdate(ext, {**desired, "scored_at": queries.aware(scored_at).isoformat(timespec="seconds")})
-        for _, ext, desired, scored_at in rows
-    ]
-    results = connector.write(object_type, updates)
+    """One write request and its per-record results, committed as soon as the CRM answers."""
+    store_results(store, rows, connector.write(object_type, _updates(rows)), counts, now, object_type, errors)
+
+
+def store_results(
+    store: Store,
+    rows: Sequence[Any],
+    results: Sequence[WriteResult],
+    counts: RunCounts,
+    now: datetime,
+    object_type: str = "",
+    errors: list[RecordError] | None = None,
+) -> None:
+    """Commit the CRM's answer for ``rows``: written values for the records that landed, the CRM's error
+    (and one more attempt) for the rest; the first ``MAX_RECORD_ERRORS`` refusals go into ``errors``."""
     by_id = {r.external_id: r for r in results}
     ok_rows: list[dict[str, Any]] = []
     failed_rows: list[tuple[int, str]] = []
