@@ -21,7 +21,7 @@ from worker.icp.scoring import Scorer
 from worker.icp.spec import parse_icp
 
 ICP = """\
-name: Benchmark ICP (DESIGN.md worked example)
+name: Benchmark ICP (the worked example of docs/scoring.md)
 tiers: {best: 80, good: 60}
 min_coverage: 0.5
 criteria:

@@ -26,6 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.base import OBJECT_TYPES, ObjectType
+from worker.icp.changes import ChangeCause, change_cause
 from worker.icp.scoring import Scorer
 from worker.reengage import ActiveFlag, Decision, decide, record_state, rise_explanation
 from worker.store.states import FlagKind, WriteStatus
@@ -138,6 +139,12 @@ class HistoryEntry:
     score: int
     tier: str
     previous_tier: str | None
+    previous_score: int | None = None
+    previous_version: int | None = None
+    #: Why it changed (:class:`worker.icp.changes.ChangeCause`).
+    cause: ChangeCause = ChangeCause.FIRST
+    #: The compact reasons of the new fit, so the history says why without the versions' reasons.
+    reasons_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +252,23 @@ def evaluate(
         status = WriteStatus.OK
     history = None
     if fit is None or (result_changed and (fit.tier != tier or fit.score != score)):
-        history = HistoryEntry(score, tier, previous_tier)
+        cause = change_cause(
+            had_fit=fit is not None,
+            previous_version=fit.icp_version if fit is not None else None,
+            version=version,
+            old_reasons=(fit.reasons or []) if fit is not None else [],
+            new_reasons=reasons,
+            carried=carried is not None and snap.object_type == "opportunity",
+        )
+        history = HistoryEntry(
+            score,
+            tier,
+            previous_tier,
+            previous_score=fit.score if fit is not None else None,
+            previous_version=fit.icp_version if fit is not None else None,
+            cause=cause,
+            reasons_text=text,
+        )
     return Evaluation(
         score=score,
         tier=tier,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from worker.icp.changes import change_note
 from worker.store.states import FlagKind
 
 
@@ -136,13 +137,19 @@ def rise_explanation(
     new_reasons: Sequence[Mapping[str, Any]],
     limit: int = 2,
 ) -> str:
-    """ "poor → best under ICP v3: employees 620 ≥ 500: +25" — the reasons whose points rose most."""
-    before = {r["code"]: r.get("points", 0.0) for r in old_reasons}
+    """ "poor → best under ICP v3: employees 742 ≥ 500: +25, new in ICP v3" — the reasons whose points rose
+    most, each saying what changed (:func:`worker.icp.changes.change_note`: new in the version, the value
+    it was, or that it was missing). A record never scored before gets the reasons alone."""
+    before = {r["code"]: r for r in old_reasons}
     gains = sorted(
-        ((r.get("points", 0.0) - before.get(r["code"], 0.0), r.get("text", r["code"])) for r in new_reasons),
+        ((r.get("points", 0.0) - before.get(r["code"], {}).get("points", 0.0), r) for r in new_reasons),
         key=lambda g: -g[0],
     )
-    texts = [text for gain, text in gains[:limit] if gain > 0]
+    texts = [
+        str(r.get("text", r["code"])) + (change_note(before.get(r["code"]), r, version) if before else "")
+        for gain, r in gains[:limit]
+        if gain > 0
+    ]
     head = f"{previous_tier} → {new_tier} under ICP v{version}"
     return f"{head}: {'; '.join(texts)}" if texts else head
 

@@ -13,7 +13,7 @@ from worker.icp.spec import IcpValidationError, SpecError, icp_content_hash, loa
 
 EXAMPLE = """\
 name: Mid-market SaaS
-description: The DESIGN.md worked example
+description: The worked example of docs/scoring.md
 tiers: {best: 80, good: 60}
 min_coverage: 0.5
 criteria:
@@ -91,7 +91,7 @@ def errors(text: str, filename: str = "icp.yaml") -> list[str]:
 def test_example_parses_with_normalised_values():
     spec = parse_icp(EXAMPLE)
     assert spec.name == "Mid-market SaaS"
-    assert spec.description == "The DESIGN.md worked example"
+    assert spec.description == "The worked example of docs/scoring.md"
     assert [c.key for c in spec.criteria] == [
         "industry",
         "employees",

@@ -1,4 +1,4 @@
-"""Scoring semantics (DESIGN.md "Scoring semantics"): table-driven cases plus hypothesis properties."""
+"""Scoring semantics (docs/scoring.md, "The contract"): table-driven cases plus hypothesis properties."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from worker.icp.scoring import CACHE_LIMIT, FitResult, Reason, Scorer, score
 from worker.icp.spec import parse_icp
 
 WORKED_EXAMPLE = """\
-name: DESIGN.md worked example
+name: docs/scoring.md worked example
 criteria:
   - {key: industry, attribute: industry, weight: 30, type: categorical,
      values: {Computer Software: 1.0, IT Services: 0.5}}

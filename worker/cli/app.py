@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from worker import observability
-from worker.cli import console, demo, icp, operations, quality, runs, runtime, score
+from worker.cli import console, demo, explain, icp, operations, quality, runs, runtime, score
 from worker.cli.common import STATE
 from worker.observability import configure_logging
 
@@ -66,6 +66,7 @@ app.command("demo")(demo.demo)
 app.command("console")(console.console)
 app.add_typer(console.users_app, name="users")
 runtime.register(app)
+explain.register(app)
 
 
 def main() -> None:

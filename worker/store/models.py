@@ -135,7 +135,10 @@ class RecordFit(Base):
 
 class FitHistory(Base):
     __tablename__ = "fit_history"
-    __table_args__ = (Index("ix_fit_history_record", "connection_id", "object_type", "external_id"),)
+    __table_args__ = (
+        Index("ix_fit_history_record", "connection_id", "object_type", "external_id"),
+        Index("ix_fit_history_scored_at", "scored_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
@@ -147,6 +150,14 @@ class FitHistory(Base):
     previous_tier: Mapped[str | None] = mapped_column(String(40))
     run_id: Mapped[int | None] = mapped_column(Integer)
     scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The fit this entry replaced (None for a record's first score).
+    previous_score: Mapped[int | None] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer)
+    #: Why: ``first``, ``revision``, ``data``, ``revision+data``, ``account`` (worker.icp.changes).
+    #: Empty on entries written before the cause was recorded.
+    cause: Mapped[str] = mapped_column(String(20), default="")
+    #: The compact reasons of the new fit, as written to the CRM.
+    reasons_text: Mapped[str] = mapped_column(String(255), default="")
 
 
 class ReengageFlag(Base):

@@ -181,6 +181,10 @@ def score_batch(
                     "score": ev.history.score,
                     "tier": ev.history.tier,
                     "previous_tier": ev.history.previous_tier,
+                    "previous_score": ev.history.previous_score,
+                    "previous_version": ev.history.previous_version,
+                    "cause": ev.history.cause.value,
+                    "reasons_text": ev.history.reasons_text,
                     "run_id": ctx.run_id,
                     "scored_at": now,
                 }
