@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from connectors.errors import ConnectorError
 
 __all__ = [
+    "KIND_BY_WORDS",
     "ServiceUnavailable",
     "describe",
     "endpoint",
@@ -31,6 +32,10 @@ _KIND_WORDS = {
     "missing_fields": "missing fields",
     "permanent": "refused",
 }
+
+
+#: The same words back to the kind (metrics classify a stored run error by its first words).
+KIND_BY_WORDS = {words: kind for kind, words in _KIND_WORDS.items()}
 
 
 class ServiceUnavailable(Exception):

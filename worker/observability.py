@@ -37,6 +37,7 @@ import structlog
 from pydantic import SecretStr
 
 from connectors import errors as connector_errors
+from worker.errors import KIND_BY_WORDS
 from worker.store.states import RunStatus
 
 #: Environment variables whose names end like this hold secrets.
@@ -272,6 +273,9 @@ _ERROR_KINDS: dict[str, str] = {
     if isinstance(cls, type) and issubclass(cls, connector_errors.ConnectorError)
 }
 _ERROR_KINDS.update({"NoIcpError": "no_icp", "IcpValidationError": "invalid_icp"})
+# A run's error starts with words, not a class name (``worker.errors.describe``).
+_ERROR_KINDS.update(KIND_BY_WORDS)
+_ERROR_KINDS["no ICP is published yet"] = "no_icp"
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, float("inf"))
 
@@ -352,7 +356,7 @@ def metrics() -> Metrics:
 
 
 def error_kind(error: str | None) -> str:
-    """``"AuthError: bad password"`` -> ``auth``; unknown classes -> ``internal``."""
+    """``"login failed: bad password"`` (or ``"AuthError: ..."``) -> ``auth``; unknown -> ``internal``."""
     if not error:
         return "internal"
     return _ERROR_KINDS.get(error.split(":", 1)[0].strip(), "internal")

@@ -7,7 +7,9 @@ import io
 import re
 
 from tests.console.conftest import BUNDLED, signed_in
-from worker.store.models import AuditEvent, IcpVersion, ReengageFlag
+from worker import quality
+from worker.console.data import tier_counts
+from worker.store.models import AuditEvent, IcpVersion, ReengageFlag, SyncRun
 
 V2 = (BUNDLED / "icp_v2.yaml").read_text(encoding="utf-8")
 
@@ -19,8 +21,6 @@ def test_overview_shows_tiers_runs_and_reengagement(env):
     svg = re.search(r"<svg[^>]*class=\"chart\".*?</svg>", html, re.S).group(0)
     assert "Tier distribution" in svg and "account" in svg and "lead" in svg
     with env.store.session() as s:
-        from worker.console.data import tier_counts
-
         counts = tier_counts(s, 1)
     assert "account: " in svg and f"poor {counts['account']['poor']:,}" in svg
     assert "succeeded" in html and "full" in html
@@ -140,14 +140,18 @@ def test_runs_and_a_run_with_its_errors_and_warnings(env):
     runs = c.get("/runs").text
     assert 'href="/runs/1"' in runs and "succeeded" in runs
     run = c.get("/runs/1").text
-    assert "Record errors" in run and "Data-quality warnings" in run
-    warnings = re.search(r'<table id="warnings">.*?</table>', run, re.S).group(0)
+    assert "Record errors" in run and "Data quality" in run
     with env.store.session() as s:
-        from worker.store.models import SyncRun
-
-        expected = s.get(SyncRun, 1).counts["warnings"]
-    assert expected > 0
-    assert warnings.count('<tr><td><a href="/records/demo/') == min(expected, 200)
+        report = quality.build_report(s, "demo", run_id=1)
+    assert report.unreadable_values > 0
+    counts = re.search(r'<div class="grid" id="quality-counts">.*?</div>\s*</div>', run, re.S).group(0)
+    assert f"<b>{report.unreadable_values:,}</b><span>values could not be read" in counts
+    warnings = re.search(r'<table id="warnings">.*?</table>', run, re.S).group(0)
+    unreadable = [a for a in report.attributes if a.unreadable or a.impossible]
+    assert warnings.count("<tr><td>") == len(unreadable)
+    some = next(v for a in unreadable for v in a.values if v.raw and v.example_ids)
+    assert some.raw in warnings and "/records/demo/" in warnings
+    assert 'id="coverage"' in run
     assert c.get("/runs/999").status_code == 404
 
 
@@ -209,3 +213,44 @@ def test_the_records_csv_lists_what_the_publish_then_writes(env):
 
         run = s.query(SyncRun).filter_by(kind="reevaluate").one()
         assert run.counts["written"] == len(rows)
+
+
+def test_a_record_page_explains_its_history_as_of_and_next_tier(env):
+    app = env.app()
+    eddie, token = signed_in(app, "eddie")
+    with env.store.session() as s:
+        first_run = s.query(SyncRun).one()
+        v1_at = first_run.finished_at
+    eddie.post("/icp/draft/publish", data={"csrf_token": token, "yaml": V2, "note": "v2"})
+    with env.store.session() as s:
+        from worker.store.models import FitHistory
+
+        moved = (
+            s.query(FitHistory)
+            .filter(FitHistory.object_type == "account", FitHistory.icp_version == 2)
+            .filter(FitHistory.previous_tier.isnot(None), FitHistory.previous_tier != FitHistory.tier)
+            .first()
+        )
+        assert moved is not None
+        old_tier = moved.previous_tier
+    page = eddie.get(f"/records/demo/account/{moved.external_id}").text
+    history = re.search(r'<table id="history">.*?</table>', page, re.S).group(0)
+    assert "<td>v1</td>" in history and "<td>v2</td>" in history
+    assert 'id="reasons"' in page and 'id="crm"' in page
+    as_of = eddie.get(f"/records/demo/account/{moved.external_id}?as_of={v1_at.isoformat()}").text
+    said = re.search(r'<div class="flash ok" id="as-of">(.*?)</div>', as_of, re.S).group(1)
+    assert old_tier in said and "ICP v1" in said
+    with env.store.session() as s:
+        from worker.store.models import RecordFit, RecordSnapshot
+
+        good = (
+            s.query(RecordSnapshot)
+            .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
+            .filter(RecordSnapshot.object_type == "account", RecordFit.tier == "good")
+            .first()
+        )
+    suggestion = eddie.get(f"/records/demo/account/{good.external_id}").text
+    next_tier = re.search(r'<section class="card" id="next-tier">.*?</section>', suggestion, re.S).group(0)
+    assert "best" in next_tier
+    bad = eddie.get(f"/records/demo/account/{good.external_id}?as_of=yesterday")
+    assert bad.status_code == 200 and "Not a date" in bad.text

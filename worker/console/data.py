@@ -140,23 +140,6 @@ def record_errors(session: Session, conn_id: int, limit: int = 200) -> list[tupl
     return [(s, f) for s, f in rows]
 
 
-def snapshot_warnings(session: Session, conn_id: int, limit: int = 200) -> list[tuple[RecordSnapshot, Any]]:
-    """Values the normaliser could not read, as kept on each snapshot."""
-    out: list[tuple[RecordSnapshot, Any]] = []
-    rows = session.scalars(
-        select(RecordSnapshot)
-        .where(RecordSnapshot.connection_id == conn_id)
-        .order_by(RecordSnapshot.id)
-        .execution_options(yield_per=1000)
-    )
-    for snap in rows:
-        for w in snap.warnings or []:
-            out.append((snap, w))
-            if len(out) >= limit:
-                return out
-    return out
-
-
 # ------------------------------------------------------------------------------------------- re-engagement
 
 

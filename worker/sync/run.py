@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from connectors.base import Connector, RunAware
 from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
 from worker.config import ConnectionConfig
+from worker.errors import describe
 from worker.evaluate import Policy, ordered, policy_for
 from worker.icp.scoring import Scorer
 from worker.icp.versions import latest_icp, spec_of
@@ -249,7 +250,7 @@ def run_sync(
         summary.error = str(exc)
         bound.warning("run.quota", status=summary.status, error=summary.error)
     except (ConnectorError, NoIcpError) as exc:
-        summary.status, summary.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        summary.status, summary.error = RunStatus.FAILED, describe(exc)  # words first, never a class name
         bound.error("run.failed", error=summary.error, transient=getattr(exc, "transient", False))
         raise
     except BaseException as exc:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from worker import quality
 from worker.console import actions, charts, data
 from worker.console.auth import SignedIn
 from worker.console.http import console_of, not_found, render, view
@@ -76,7 +77,13 @@ def run_detail(request: Request, user: SignedIn) -> Response:
             return not_found(request, user, f"No run {run_id}.")
         run, name = found
         errors = data.record_errors(s, run.connection_id) if run.connection_id else []
-        warnings = data.snapshot_warnings(s, run.connection_id) if run.connection_id else []
+        report = None
+        if name is not None:
+            current = latest_icp(s)
+            spec = spec_of(current) if current else None
+            # a re-evaluation reads no data: its quality is that of the last run that pulled
+            pulled = run.kind != "reevaluate"
+            report = quality.build_report(s, name, run_id=run.id if pulled else None, spec=spec)
     return render(
         request,
         "run.html",
@@ -85,7 +92,7 @@ def run_detail(request: Request, user: SignedIn) -> Response:
         run=run,
         connection=name,
         errors=errors,
-        warnings=warnings,
+        report=report,
     )
 
 

@@ -1,8 +1,11 @@
-"""Records: search by id or name, and a record's page (its fit, reasons, history, re-engagement)."""
+"""Records: search by id or name, and a record's page: the explanation ``icp-worker explain`` gives (every
+criterion with the value read, missing attributes, disqualifiers, what the CRM holds), its history of changes
+with their causes, the fit it had on a date, and what would lift it into the next tier."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import UTC, date, datetime, time
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -10,7 +13,7 @@ from starlette.routing import Route
 from worker.console import data
 from worker.console.auth import SignedIn
 from worker.console.http import console_of, not_found, render, view
-from worker.store.models import FitHistory, RecordFit, RecordSnapshot, ReengageFlag
+from worker.store.explain import NotScoredError, UnknownRecordError, find_record, load_explanation
 
 
 @view("viewer")
@@ -21,56 +24,46 @@ def record_search(request: Request, user: SignedIn) -> Response:
     return render(request, "records.html", user, title="Records", q=q, rows=rows)
 
 
+def _as_of(text: str) -> datetime | None:
+    """A date (the end of that day, UTC) or a date and time; None when empty or unreadable."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time.max, tzinfo=UTC)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @view("viewer")
 def record_page(request: Request, user: SignedIn) -> Response:
     p = request.path_params
+    as_of_text = request.query_params.get("as_of", "")
+    as_of = _as_of(as_of_text)
+    explanation, snap = None, None
     with console_of(request).store.session() as s:
-        conn = data.connection_by_name(s, p["connection"])
-        if conn is None:
-            return not_found(request, user, "No such connection.")
-        snap = s.scalar(
-            select(RecordSnapshot).where(
-                RecordSnapshot.connection_id == conn.id,
-                RecordSnapshot.object_type == p["object_type"],
-                RecordSnapshot.external_id == p["record_id"],
+        try:
+            snap, _ = find_record(s, p["record_id"], p["connection"], p["object_type"])
+            explanation = load_explanation(
+                s, p["record_id"], connection=p["connection"], object_type=p["object_type"], as_of=as_of
             )
-        )
-        if snap is None:
+        except UnknownRecordError:
             return not_found(request, user, "No such record.")
-        fit = s.get(RecordFit, snap.id)
-        history = list(
-            s.scalars(
-                select(FitHistory)
-                .where(
-                    FitHistory.connection_id == conn.id,
-                    FitHistory.object_type == snap.object_type,
-                    FitHistory.external_id == snap.external_id,
-                )
-                .order_by(FitHistory.scored_at.desc(), FitHistory.id.desc())
-                .limit(200)
-            )
-        )
-        flags = list(
-            s.scalars(
-                select(ReengageFlag)
-                .where(
-                    ReengageFlag.connection_id == conn.id,
-                    ReengageFlag.object_type == snap.object_type,
-                    ReengageFlag.external_id == snap.external_id,
-                )
-                .order_by(ReengageFlag.id.desc())
-            )
-        )
+        except NotScoredError:
+            pass  # the page says so
     return render(
         request,
         "record.html",
         user,
-        title=snap.name or snap.external_id,
-        connection=conn.name,
+        title=(snap.name if snap is not None else None) or p["record_id"],
+        connection=p["connection"],
         snap=snap,
-        fit=fit,
-        history=history,
-        flags=flags,
+        e=explanation,
+        as_of_text=as_of_text,
+        as_of_invalid=bool(as_of_text.strip()) and as_of is None,
     )
 
 
