@@ -79,6 +79,8 @@ _REASONS = (
     (re.compile(r"name or service not known|nodename nor servname|getaddrinfo failed|could not translate "
                 r"host name|temporary failure in name resolution", re.I), "unknown host name"),
     (re.compile(r"unable to open database file", re.I), "cannot open the database file"),
+    (re.compile(r"server closed the connection unexpectedly", re.I), "the server closed the connection"),
+    (re.compile(r"no route to host|network is unreachable", re.I), "no route to the host"),
 )  # fmt: skip
 
 

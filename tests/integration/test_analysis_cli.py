@@ -385,3 +385,27 @@ def test_stage_words_stand_in_for_missing_flags(tmp_path):
     # The open deal of the fixture has no stage and stays open; the orphan has none either (and no account).
     assert sum(a.closed for a in loaded) == sum(len(a.deals) for a in history)
     assert sum(a.wins for a in loaded) == sum(a.wins for a in history)
+
+
+def test_an_attribute_mapped_from_the_customer_field_is_an_outcome(tmp_path, monkeypatch):
+    """Salesforce's ``customer_field`` says which field means "customer": mapped as an attribute under any
+    name, derive leaves it out and says why."""
+    from worker.cli.analysis import _mapped_outcomes
+    from worker.cli.common import STATE
+
+    config = tmp_path / "icp-worker.yaml"
+    config.write_text(
+        "connections:\n"
+        "  - name: sf\n"
+        "    crm: salesforce\n"
+        "    options:\n"
+        "      auth: password\n"
+        "      customer_field: Tier__c\n"
+        "      fields: {account: {Tier__c: tier, Segment__c: segment}}\n"
+    )
+    monkeypatch.setattr(STATE, "config_path", config)
+    monkeypatch.setattr(STATE, "_config", None)
+    outcomes = _mapped_outcomes("sf")
+    assert list(outcomes) == ["tier"] and "Tier__c" in outcomes["tier"]
+    assert _mapped_outcomes("nope") == {}
+    monkeypatch.setattr(STATE, "_config", None)

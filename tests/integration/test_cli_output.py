@@ -217,3 +217,12 @@ def test_every_option_has_help_and_switches_take_no_value():
     walk(command, ["icp-worker"])
     assert missing == []
     assert valued_bools == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sync"], ["runs"], ["runs", "show"], ["reengage", "list"], ["quality"], ["score"], ["icp", "show"]],
+)
+def test_help_shows_switches_as_switches(args):
+    text = run(*args, "--help").stdout
+    assert "--json" in text and "<bool>" not in text

@@ -301,3 +301,48 @@ def test_export_streams_memory_stays_flat_as_rows_grow(store, tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["cause"] for r in rows[:2]] == ["first", "revision"]  # inferred for entries without a cause
     assert rows[1]["previous_version"] == "1" and rows[1]["previous_score"] == "0"
+
+
+def test_a_change_of_the_records_own_data_is_a_data_change_in_its_history(demo, demo_dir):
+    """Runs last in this module: it syncs the demo's CRM export again after editing one account."""
+    path = demo_dir / "crm" / "accounts.csv"
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fields = list(rows[0])
+    target = next(
+        r
+        for r in rows
+        if (r["NumberOfEmployees"] or "").isdigit() and 200 <= int(r["NumberOfEmployees"]) < 500
+    )
+    before = explain_json(target["Id"], "--object", "account")
+    assert before["reasons"][1]["key"] == "employees"
+    target["NumberOfEmployees"] = "742"
+    target["LastModifiedDate"] = (datetime.now(UTC) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    run("sync", "--connection", "demo")
+    after = explain_json(target["Id"], "--object", "account")
+    last = after["history"][-1]
+    assert (last["cause"], last["why"]) == ("data", "the record's data changed")
+    assert last["icp_version"] == last["previous_version"] == 2
+    assert last["from"] == {"score": before["score"], "tier": before["tier"]}
+    assert last["to"]["score"] == before["score"] + 10 == after["score"]  # employees 0.6 → 1.0 of weight 25
+    employees = next(r for r in after["reasons"] if r["key"] == "employees")
+    assert (employees["raw"], employees["value"], employees["text"]) == (
+        742,
+        "742",
+        "employees 742 ≥ 500: +25",
+    )
+    assert "employees 742 +25" in last["reasons_text"]
+
+
+def test_explain_shows_the_crm_value_beside_the_normalised_one(demo, demo_dir):
+    with open(demo_dir / "crm" / "accounts.csv", encoding="utf-8", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["BillingCountry"] == "USA")
+    data = explain_json(row["Id"], "--object", "account")
+    country = next(r for r in data["reasons"] if r["key"] == "country")
+    assert (country["raw"], country["normalised"], country["value"]) == ("USA", "US", "US")
+    text = run("explain", row["Id"], "--object", "account").stdout
+    assert "USA" in text

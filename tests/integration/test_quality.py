@@ -182,3 +182,36 @@ def test_warnings_are_stored_once_per_run(env):
     # The second run re-reads the file: unchanged records are not normalised again, but the export's own
     # problems (the duplicate, the row without an id, the unreadable stamp) are found again.
     assert per_run[1] == 6 and per_run[2] == 3
+
+
+def test_report_on_both_stores(store, now, tmp_path):
+    """The run's warnings and the report, on SQLite and on PostgreSQL."""
+    from connectors.files import FilesConnector
+    from connectors.files.config import FilesConfig
+    from worker.config import ConnectionConfig
+    from worker.icp import versions
+    from worker.icp.spec import parse_icp
+    from worker.quality import build_report
+    from worker.sync import run_sync
+
+    crm = tmp_path / "crm"
+    crm.mkdir()
+    (crm / "accounts.csv").write_text(ACCOUNTS, encoding="utf-8")
+    (crm / "leads.csv").write_text("Id,Company\n", encoding="utf-8")
+    (crm / "opportunities.csv").write_text("Id,Name,AccountId\n", encoding="utf-8")
+    text = (BUNDLED / "icp_v2.yaml").read_text(encoding="utf-8")
+    with store.session() as s:
+        versions.publish(s, text, filename="icp.yaml", author="t", note="", now=now)
+    cfg = ConnectionConfig(name="acme", crm="files")
+    connector = FilesConnector(FilesConfig(path=crm, out=tmp_path / "out"))
+    summary = run_sync(store, cfg, connector, kind="full", now=now)
+    assert summary.counts["warnings"] == 6
+    with store.session() as s:
+        report = build_report(s, "acme", spec=parse_icp(text))
+    assert report.run_id == summary.run_id
+    assert report.warnings == {"duplicate_id": 1, "impossible": 2, "missing_id": 1, "unreadable": 1,
+                               "unreadable_stamp": 1}  # fmt: skip
+    country = next(a for a in report.attributes if a.attribute == "country")
+    assert country.unreadable == 1
+    assert (country.values[0].raw, country.values[0].example_ids) == ("Untied Kingdom", ("A1",))
+    assert [c.key for c in report.criteria][:2] == ["industry", "employees"]

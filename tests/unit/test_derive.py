@@ -419,3 +419,15 @@ def test_a_value_that_only_lowers_the_odds_is_no_disqualifier():
     assert other.red_flag
     assert [(d.cell.attribute, d.cell.label) for d in report.disqualifiers] == [("industry", "Edu")]
     assert {c.attribute for c in report.criteria} == {"industry", "region"}
+
+
+def test_outcomes_named_by_the_connection_are_left_out():
+    history = [
+        _account(f"A{i}", [(i % 3 == 0, 1.0, date(2024, 1, 1))], industry=f"I{i % 4}", tier=f"T{i % 5}")
+        for i in range(300)
+    ]
+    report = derive(history, outcomes={"tier": "mapped from Tier__c, the customer field"})
+    assert [(e.attribute, e.reason) for e in report.excluded] == [
+        ("tier", "mapped from Tier__c, the customer field")
+    ]
+    assert "tier" not in {ev.attribute for ev in report.attributes}

@@ -83,6 +83,27 @@ def _history(name: str) -> tuple[list[AccountOutcome], IcpSpec | None]:
     return history, current
 
 
+def _mapped_outcomes(name: str) -> dict[str, str]:
+    """Account attributes the connection maps from the field it reads "customer" from (Salesforce's
+    ``customer_field``): outcomes whatever they are called. Empty without a readable connections file."""
+    try:
+        from worker.cli.common import STATE
+
+        cfg = STATE.config().get(name)
+    except Exception:  # noqa: BLE001 - derive needs only the store; the file is a bonus
+        return {}
+    options = cfg.options
+    field_name = options.get("customer_field")
+    mapped = (options.get("fields") or {}).get("account") or {}
+    if not isinstance(field_name, str) or not isinstance(mapped, dict):
+        return {}
+    return {
+        str(canonical): f"mapped from {field_name}, the field the connection reads 'customer' from"
+        for api, canonical in mapped.items()
+        if canonical and str(api).casefold() == field_name.casefold()
+    }
+
+
 @dataclass
 class _Run:
     """What one derive run says, to the terminal or as one JSON document."""
@@ -190,7 +211,7 @@ def derive_command(
     history, current = _history(connection)
     report = derive(
         history, measure=measure, top=top, split_date=split, min_support=min_support, include=include or (),
-        source=f"connection {connection}",
+        outcomes=_mapped_outcomes(connection), source=f"connection {connection}",
     )  # fmt: skip
     run = _Run(as_json, to_err=output is None, document={"report": report.to_dict()})
     if not as_json:

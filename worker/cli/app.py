@@ -19,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: a switch reads as a switch (``--json``), not ``--json <bool>``; every line greppable.
+    rich_markup_mode=None,
 )
 
 

@@ -76,13 +76,13 @@ def render(e: Explanation) -> None:
         say(f"carries the fit of its account {account} {name or ''}".rstrip(), highlight=False)
     if not e.current:
         say("[yellow]the snapshot changed since it was scored: the next sync rescores it[/]")
-    table = Table("criterion", "attribute", "snapshot", "read as", "credit", "points", "why")
+    table = Table("criterion", "attribute", "CRM value", "normalised", "read as", "credit", "points", "why")
     for line in e.reasons:
-        raw = _shown(line.raw)
         table.add_row(
             line.key,
             line.attribute,
-            raw[:40],
+            _shown(line.raw)[:40],
+            _shown(line.normalised)[:40],
             line.value,
             f"{line.credit:g}",
             fmt_points(line.points),

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
 from worker.cli.common import STATE, UserError, handle_errors, out, print_json
 from worker.icp.versions import latest_icp, spec_of
@@ -80,7 +81,7 @@ def quality(
         if connection:
             names = [connection]
         else:
-            names = list(s.scalars(Connection.__table__.select().with_only_columns(Connection.name)))
+            names = list(s.scalars(select(Connection.name).order_by(Connection.name)))
         if not names:
             raise UserError("no connection has been synced yet: run icp-worker sync first")
         if run is not None and len(names) != 1:

@@ -165,6 +165,7 @@ def _candidate_names(
     exclude: Iterable[str],
     include: frozenset[str],
     warnings: list[str],
+    outcomes: Mapping[str, str],
 ) -> tuple[list[str], list[Exclusion]]:
     names: set[str] = set()
     for a in accounts:
@@ -180,7 +181,7 @@ def _candidate_names(
     for n in sorted(names):
         if n.casefold() in exclude_set and n.casefold() not in include:
             continue
-        reason = outcome_reason(n)
+        reason = outcomes.get(n) or outcome_reason(n)
         if reason is not None and n.casefold() not in include:
             excluded.append(Exclusion(n, reason, "outcome"))
             continue
@@ -268,6 +269,7 @@ def derive(
     attributes: Sequence[str] | None = None,
     exclude: Iterable[str] = DEFAULT_EXCLUDE,
     include: Iterable[str] = (),
+    outcomes: Mapping[str, str] | None = None,
     merge_overlap: float = 0.9,
     leak_auc: float = LEAK_AUC,
     l2: float = L2,
@@ -277,7 +279,8 @@ def derive(
 
     ``split_date``: only deals closed before it count (the rest is kept for a backtest).
     ``as_of``: the reference date of ``tenure`` (default: the last close date in the history, not the clock).
-    ``include``: attributes to analyse even when they look like outcomes or leaks.
+    ``include``: attributes to analyse even when they look like outcomes or leaks. ``outcomes``: more
+    attributes known to hold an outcome (the connection maps them from a customer field), with why.
     """
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
@@ -300,7 +303,7 @@ def derive(
         frozenset(a.account_id for a in lost_only),
     )
     included = frozenset(n.casefold() for n in include)
-    names, excluded = _candidate_names(accounts, attributes, exclude, included, warnings)
+    names, excluded = _candidate_names(accounts, attributes, exclude, included, warnings, outcomes or {})
     binnings, bin_warnings = bin_attributes(
         [a.attributes for a in accounts], names, min_support=min_support, bands=bands
     )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from worker.icp.bands import fmt_num
+from worker.icp.model import DEFAULT_MIN_COVERAGE, DEFAULT_TIERS
 from worker.icp.proposal import ProposedCredit, ProposedCriterion, ProposedDisqualifier
 
 if TYPE_CHECKING:
@@ -165,7 +166,8 @@ def draft_icp_yaml(report: DeriveReport, *, name: str | None = None, forced: str
         f"Derived from {r.closed_deals:,} closed deals of {r.won_accounts + r.lost_only_accounts:,} accounts"
     )
     out.append(f"description: {_q(description + ('; forced' if forced else '') + '; draft.')}")
-    out += ["tiers: {best: 80, good: 60}", "min_coverage: 0.5", "criteria:"]
+    tiers = ", ".join(f"{tier}: {minimum}" for tier, minimum in DEFAULT_TIERS)  # the model's defaults
+    out += [f"tiers: {{{tiers}}}", f"min_coverage: {DEFAULT_MIN_COVERAGE:g}", "criteria:"]
     unique = _unique_keys()
     for cr in r.criteria:
         out += _criterion(cr, unique(cr.key))

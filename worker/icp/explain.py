@@ -11,7 +11,7 @@ re-engagement flag, what was last written to the CRM, the history of changes wit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +38,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RecordData:
-    """A record as snapshotted (attributes are the canonical, normalised values)."""
+    """A record as snapshotted: ``attributes`` are the canonical, normalised values; ``raw`` the CRM's own
+    text of those whose normalised value reads differently ("USA" for ``US``)."""
 
     connection: str
     object_type: str
@@ -48,6 +49,7 @@ class RecordData:
     warnings: Sequence[str] = ()
     parent_id: str | None = None
     pulled_at: datetime | None = None
+    raw: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,10 @@ class CriterionLine:
     name: str
     attribute: str
     weight: float
-    #: The attribute as the snapshot holds it (normalised when pulled); None when absent.
+    #: The value as the CRM gave it ("USA", "$67.3m"); the normalised value when that reads the same.
     raw: Any
+    #: The attribute as the snapshot holds it (normalised when pulled); None when absent.
+    normalised: Any
     #: The value as the criterion read it ("12M", "CA", "yes"); empty when missing.
     value: str
     credit: float
@@ -112,6 +116,7 @@ class CriterionLine:
             "attribute": self.attribute,
             "weight": self.weight,
             "raw": self.raw,
+            "normalised": self.normalised,
             "value": self.value,
             "credit": self.credit,
             "points": self.points,
@@ -273,7 +278,8 @@ def explain(
             name=c.name,
             attribute=c.attribute,
             weight=c.weight,
-            raw=source.attributes.get(c.attribute),
+            raw=source.raw.get(c.attribute, source.attributes.get(c.attribute)),
+            normalised=source.attributes.get(c.attribute),
             value=by_code[c.key].value,
             credit=by_code[c.key].credit,
             points=by_code[c.key].points,

@@ -21,9 +21,11 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from worker.icp.bands import fmt_pct
 from worker.icp.cells import Binning, CellKey, Kind
 from worker.icp.evidence import AttributeEvidence, Cell
 from worker.icp.history import AccountOutcome
@@ -33,8 +35,6 @@ PARTIAL_CAP = 0.5
 
 
 def slug(text: str) -> str:
-    import re
-
     s = re.sub(r"[^0-9a-z]+", "_", str(text).casefold()).strip("_")
     s = re.sub(r"_+", "_", s)
     if not s or not s[0].isalpha():
@@ -79,8 +79,6 @@ class ProposedDisqualifier:
         return slug(f"not_{self.cell.attribute}_{self.cell.label}")
 
     def evidence(self) -> str:
-        from worker.icp.bands import fmt_pct
-
         c = self.cell
         closed = c.won + c.lost
         return (

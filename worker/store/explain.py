@@ -102,6 +102,7 @@ def _record(snap: RecordSnapshot, connection: str) -> RecordData:
         warnings=tuple(str(w) for w in snap.warnings or ()),
         parent_id=snap.parent_id,
         pulled_at=aware(snap.pulled_at),
+        raw={str(k): str(v) for k, v in (snap.raw or {}).items()},
     )
 
 

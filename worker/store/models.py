@@ -94,6 +94,9 @@ class RecordSnapshot(Base):
     status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Values that could not be parsed, kept for the user ("employees: cannot read 'lots'").
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: The CRM's own text of the attributes whose normalised value reads differently ("USA" for country
+    #: ``US``, "$67.3m" for 67300000), cut to 200 characters: what ``icp-worker explain`` shows as raw.
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     owner_id: Mapped[str | None] = mapped_column(String(64))
     last_activity: Mapped[date | None] = mapped_column(Date)
     crm_modstamp: Mapped[str] = mapped_column(String(40), default="")

@@ -28,6 +28,22 @@ def normalize_config(cfg: ConnectionConfig) -> NormalizeConfig:
     )
 
 
+#: Longest raw CRM text kept per attribute.
+RAW_KEPT = 200
+
+
+def raw_differing(raw: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[str, str]:
+    """The CRM's text of each attribute whose normalised value reads differently (for explanations)."""
+    kept: dict[str, str] = {}
+    for key, value in raw.items():
+        if value is None or key not in attributes:
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if text != str(attributes[key]):
+            kept[key] = text[:RAW_KEPT]
+    return kept
+
+
 def snapshot_page(
     session: Session,
     conn_id: int,
@@ -77,6 +93,7 @@ def snapshot_page(
             "attributes": attributes,
             "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()},
             "warnings": [str(p) for p in problems],
+            "raw": raw_differing(rec.raw, attributes),
             "owner_id": rec.owner_id,
             "last_activity": rec.last_activity,
             "crm_modstamp": rec.modstamp,
