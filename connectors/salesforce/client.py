@@ -313,8 +313,10 @@ class SalesforceClient:
         name = type(exc).__name__
         request_url = getattr(getattr(exc, "request", None), "url", None)
         domain = self.options.login_domain
-        host = urlsplit(request_url).hostname if request_url else (
-            f"{domain}.salesforce.com" if domain in ("login", "test") else domain
+        host = (
+            urlsplit(request_url).hostname
+            if request_url
+            else (f"{domain}.salesforce.com" if domain in ("login", "test") else domain)
         )
         if isinstance(exc, requests.Timeout):
             name = f"no answer in time ({name})"

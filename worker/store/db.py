@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -43,6 +44,17 @@ def _sqlite_folder(url: str, path: str) -> None:
     )
 
 
+def _json_dumps(value: Any) -> str:
+    """The JSON columns' encoder: orjson, several times faster than ``json`` on the sync's hot path (every
+    snapshot's attributes and status, every fit's reasons and owned values). Compact text; keys that are
+    not strings are written as strings, as ``json`` does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+#: JSON codec of every engine (``create_engine`` passes them to the JSON column type).
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout (processes may share it).
     PostgreSQL connects with a bounded timeout (``DB_CONNECT_TIMEOUT_SECONDS``), so nothing hangs."""
@@ -50,7 +62,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             _sqlite_folder(url, path)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **JSON_CODEC)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
@@ -64,7 +76,7 @@ def make_engine(url: str) -> Engine:
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql"):
         connect_args["connect_timeout"] = max(1, round(get_settings().db_connect_timeout_seconds))
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **JSON_CODEC)
 
 
 def alembic_config(url: str) -> Config:
