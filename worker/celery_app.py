@@ -188,6 +188,21 @@ def _worker_init(**_: Any) -> None:
         start_metrics_server(port)
 
 
+@signals.worker_ready.connect
+def _worker_ready(sender: Any = None, **_: Any) -> None:
+    """A starting worker hands on the re-evaluations a publish could not queue (broker down then)."""
+    import structlog
+
+    from worker.outbox import dispatch_if_any
+
+    try:
+        dispatch_if_any(getattr(sender, "app", None))
+    except Exception as exc:  # noqa: BLE001 - never stop a worker from starting; beat tries again
+        structlog.get_logger("worker.outbox").warning(
+            "outbox.dispatch_failed", error=f"{type(exc).__name__}: {exc}"
+        )
+
+
 @signals.worker_process_init.connect
 def _worker_process_init(**_: Any) -> None:
     """In each forked pool child: never reuse the parent's database connections.

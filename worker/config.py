@@ -59,6 +59,16 @@ class ReengageConfig(_Strict):
     per_owner_cap: int | None = Field(default=None, ge=1)
 
 
+class HoldConfig(_Strict):
+    """When an ICP publish or rollback waits for approval, for this connection (unset: the settings
+    ``ICP_HOLD_SHARE`` and ``ICP_HOLD_WRITES``)."""
+
+    #: Hold when more than this share of the connection's scored records change tier.
+    share: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Hold when more than this many of its records would be written.
+    writes: int | None = Field(default=None, ge=0)
+
+
 class ConnectionConfig(_Strict):
     name: str
     crm: CrmName
@@ -73,6 +83,7 @@ class ConnectionConfig(_Strict):
     attribute_kinds: dict[str, str] = Field(default_factory=dict)
     reengage: ReengageConfig = Field(default_factory=lambda: ReengageConfig.model_validate({}))
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig.model_validate({}))
+    hold: HoldConfig = Field(default_factory=lambda: HoldConfig.model_validate({}))
 
     @field_validator("name")
     @classmethod

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.registry import build_connector
-from worker import yamlfile
+from worker import outbox, yamlfile
 from worker.config import ConnectionConfig, WorkerConfig
 from worker.icp import versions
 from worker.store.db import Store
@@ -31,12 +31,22 @@ def sync_connection(
     score: bool = True,
 ) -> RunSummary:
     """One run of one connection, with its connector opened and closed around it (``dry_run``,
-    ``score=False``: see ``worker.sync.run_sync``)."""
+    ``score=False``: see ``worker.sync.run_sync``).
+
+    A re-evaluation the publish outbox still owes the connection is carried out first (its own
+    ``reevaluate`` run); every run that scored the connection settles the requests it fulfils. A dry run
+    does neither: it writes nothing."""
     connector = build_connector(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        return run_sync(
+        settles = score and not dry_run
+        if settles and kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
+            first = run_sync(
+                store, cfg, connector, kind="reevaluate", now=now, progress=progress, task_id=task_id
+            )
+            outbox.settle(store, cfg.name, first.run_id, first.status, first.kind)
+        summary = run_sync(
             store,
             cfg,
             connector,
@@ -44,9 +54,12 @@ def sync_connection(
             now=now,
             progress=progress,
             task_id=task_id,
-            dry_run=dry_run,
             score=score,
+            dry_run=dry_run,
         )
+        if settles:
+            outbox.settle(store, cfg.name, summary.run_id, summary.status, summary.kind)
+        return summary
     finally:
         connector.close()
 
@@ -64,6 +77,8 @@ def reevaluate_all(
 def publish_file(
     store: Store, path: Path, *, note: str, author: str, now: datetime | None = None
 ) -> versions.Published:
+    """Store ``path`` as the next current version, with no check against the connections, no hold and
+    no re-evaluation (tests, the demo's first version): ``worker.icp.publishing`` does all of that."""
     text = yamlfile.read_text(path)  # not UTF-8, or over the size limit: YamlFileError naming the line
     with store.session() as s:
         return versions.publish(s, text, filename=str(path), author=author, note=note, now=now)

@@ -266,7 +266,21 @@ class ConnectionScheduler(PersistentScheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._config_stamp: tuple[str, float] | None = None
         self._checked_at = 0.0
+        self._outbox_at = 0.0
         super().__init__(*args, **kwargs)
+
+    def _dispatch_outbox(self) -> None:
+        """Hand the re-evaluations a publish could not queue (broker down) to the workers."""
+        import structlog
+
+        from worker.outbox import dispatch_if_any
+
+        try:
+            dispatch_if_any(self.app)
+        except Exception as exc:  # noqa: BLE001 - beat must keep scheduling; the rows stay pending
+            structlog.get_logger("worker.schedule").warning(
+                "outbox.dispatch_failed", error=f"{type(exc).__name__}: {exc}"
+            )
 
     def _config_path(self) -> Path | None:
         from worker.celery_app import config_path
@@ -304,7 +318,12 @@ class ConnectionScheduler(PersistentScheduler):
             self._checked_at = time.monotonic()
             if self._stamp() != self._config_stamp:
                 self._reload()
-        return float(super().tick(*args, **kwargs))
+        from worker.outbox import DISPATCH_INTERVAL
+
+        if time.monotonic() - self._outbox_at >= DISPATCH_INTERVAL:
+            self._outbox_at = time.monotonic()
+            self._dispatch_outbox()
+        return min(float(super().tick(*args, **kwargs)), DISPATCH_INTERVAL)
 
     def _reload(self) -> None:
         import structlog

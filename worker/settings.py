@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Port for the Prometheus metrics endpoint of a worker (0: off).
     metrics_port: int = 0
+    #: A publish or rollback is held for approval when more than this share of a connection's scored
+    #: records change tier (a connection's ``hold.share`` overrides it).
+    icp_hold_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    #: ... or when it would write more than this many records of a connection (unset: no limit;
+    #: a connection's ``hold.writes`` overrides it).
+    icp_hold_writes: int | None = Field(default=None, ge=0)
+    #: Who publishes, approves and rejects ICP versions (``--author``/``--by`` win). Unset: the OS user.
+    icp_worker_user: str | None = None
     #: Seconds to wait for PostgreSQL, the broker or Redis to accept a connection before giving up.
     db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     #: Largest ICP or connections file read, in bytes (YAML beyond it is refused before parsing).

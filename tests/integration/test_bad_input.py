@@ -154,9 +154,10 @@ def test_connections_list_reports_every_mistake_with_file_and_line(env):
 
 
 def test_unknown_attribute_kind_fails_at_load_not_during_sync(env):
-    config = files_config(env / "icp-worker.yaml", "    attribute_kinds: {segment: money}\n")
     write_sample_crm(env / "crm", accounts=5)
+    # published before the broken file exists: a publish checks the ICP against the connections file
     invoke("icp", "publish", str(BUNDLED / "icp_v1.yaml"), "--note", "v1", "--no-reevaluate", code=0)
+    config = files_config(env / "icp-worker.yaml", "    attribute_kinds: {segment: money}\n")
     result = invoke("--config", str(config), "sync")
     assert f"{config}:7 connections[0].attribute_kinds.segment: unknown kind 'money'" in result.output
     runs = invoke("runs", "--json", code=0)

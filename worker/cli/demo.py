@@ -25,8 +25,9 @@ from worker.config import ConnectionConfig, WorkerConfig
 from worker.demo.sample_crm import DEMO_SYNONYMS, SampleCounts, write_sample_crm
 from worker.icp.model import IcpSpec
 from worker.icp.preview import preview_connection, tier_order
+from worker.icp.publishing import publish_text
 from worker.icp.spec import load_icp
-from worker.jobs import publish_file, reevaluate_all, sync_connection
+from worker.jobs import publish_file, sync_connection
 from worker.settings import get_settings
 from worker.store.db import Store
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
@@ -150,11 +151,19 @@ def demo(
         print_distribution(f"Tiers under ICP v{v1.number}", before, tiers)
         out.print("\n[bold]Preview of ICP v2[/] (from the snapshot store, no CRM call)")
         render_preview(preview, tier_order(spec_v2, preview.transitions))
-    v2 = publish_file(
-        store, bundled("icp_v2.yaml"), note="quarterly revision: mid-market", author="demo"
-    ).version
+
+    # The way a user publishes (checks, outbox), with --yes: the demo never waits for an approval, and
+    # re-evaluates here in its own store even when a broker is configured.
     with progress_bar(not as_json) as progress:
-        (second,) = reevaluate_all(store, WorkerConfig(connections=[cfg]), progress=progress)
+        published = publish_text(
+            store, WorkerConfig(connections=[cfg]), bundled("icp_v2.yaml").read_text(encoding="utf-8"),
+            filename="icp_v2.yaml",
+            note="quarterly revision: mid-market", author="demo", yes=True, progress=progress, broker_url="",
+        )  # fmt: skip
+    v2 = published.version
+    if published.reevaluation is None or len(published.reevaluation.runs) != 1:
+        raise RuntimeError(f"the demo's ICP v2 was not re-evaluated ({published.action})")
+    (second,) = published.reevaluation.runs
     flags = v2_flags(store, spec_v2, v2.number)
     if as_json:
         print_json(

@@ -9,16 +9,19 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from worker import yamlfile
 from worker.cli.analysis import register as register_analysis
-from worker.cli.common import STATE, err, handle_errors, out, print_json, progress_bar
+from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
 from worker.cli.outcome import exit_for, print_record_errors, write_records
-from worker.icp import versions
+from worker.icp import publishing, versions
 from worker.icp.backtest import backtest, render_side_by_side
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
+from worker.icp.publishing import Outcome
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import load_icp
+from worker.icp.validation import refuse
 from worker.icp.versions import latest_icp, spec_of
-from worker.jobs import publish_file, reevaluate_all
+from worker.outbox import existing_store
 from worker.store.history import load_history
 from worker.store.models import Connection
 
@@ -26,17 +29,52 @@ app = typer.Typer(help="Write, preview, publish and roll back ICP versions.", no
 
 
 def _author() -> str:
+    """Who publishes or decides: ``ICP_WORKER_USER``, else the OS user."""
+    from worker.settings import get_settings
+
+    configured = get_settings().icp_worker_user
+    if configured:
+        return configured
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers
         return "unknown"
 
 
+def _read(file: Path) -> str:
+    return yamlfile.read_text(file)  # too large, not UTF-8: YamlFileError naming the line
+
+
+def print_warnings(warnings) -> None:
+    for w in warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
 @app.command()
 @handle_errors
-def validate(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="ICP YAML file.")) -> None:
-    """Check an ICP file; every error is reported with its line and field."""
-    spec = load_icp(file)
+def validate(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="ICP YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Errors and warnings as JSON (same exit code)."),
+) -> None:
+    """Check an ICP file, against the connections and the stored snapshots too; every problem is
+    reported as file:line field: message. Errors exit 2; warnings keep exit 0."""
+    from worker.icp.validation import check_text
+
+    text = _read(file)
+    store = existing_store()
+    if store is None:
+        spec, report = check_text(text, str(file), STATE.config().connections)
+    else:
+        with store.session() as s:
+            spec, report = check_text(text, str(file), STATE.config().connections, s)
+    if as_json:
+        print_json({**report.as_dict(), "name": spec.name})
+        if report.errors:
+            raise typer.Exit(2)
+        return
+    if report.errors:
+        refuse(report)
+    print_warnings(report.warnings)
     out.print(
         f"[green]ok[/] {file}: {spec.name!r}, {len(spec.criteria)} criteria, "
         f"{len(spec.disqualifiers)} disqualifiers, tiers "
@@ -144,90 +182,129 @@ def _backtests(session, current, proposed, names: list[str]) -> list[str]:
     return texts
 
 
-@app.command()
-@handle_errors
-def publish(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False),
-    note: str = typer.Option(..., "--note", "-m", help="Why this revision (kept with the version)."),
-    author: str = typer.Option(None, "--author", help="Default: your user name."),
-    no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Store the version only."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-) -> None:
-    """Store FILE as the next ICP version, then re-evaluate every connection from its snapshots."""
-    store = STATE.store()
-    published = publish_file(store, file, note=note, author=author or _author())
-    v = published.version
-    if not published.created:
-        out.print(f"unchanged: {file} is identical to v{v.number}; nothing published")
-    elif not as_json:
+def _print_outcome(outcome: Outcome, *, source: str) -> None:
+    """The one-line result, the impact when held, and how the re-evaluation runs."""
+    v = outcome.version
+    if outcome.action == "unchanged":
+        out.print(f"unchanged: {source} is identical to v{v.number}; nothing published")
+    elif outcome.action == "already_held":
+        out.print(f"{source} is already held as v{v.number}; nothing published")
+    elif outcome.action == "published":
         out.print(f"[green]published[/] ICP v{v.number} ({v.name}) sha256 {v.content_hash[:12]}")
-    summaries = []
-    if published.created and not no_reevaluate:
-        summaries = enqueue_or_run_reevaluation(store, quiet=as_json)
-    if as_json:
-        print_json(
-            {
-                "version": v.number,
-                "created": published.created,
-                "hash": v.content_hash,
-                "runs": [s.__dict__ for s in summaries],
-            }
+    elif outcome.action == "approved":
+        out.print(f"[green]approved[/] held ICP v{v.number} ({v.name}) by {v.decided_by}: it is current now")
+    if outcome.held:
+        for p in outcome.previews:
+            render_preview(p, tier_order(spec_of(v), p.transitions))
+        for reason in outcome.reasons or (v.impact or {}).get("reasons", []):
+            out.print(f"  {reason}", highlight=False)
+        err.print(
+            f"held for approval: icp-worker icp approve {v.number} (or icp-worker icp reject {v.number})",
+            highlight=False,
         )
-    exit_for(summaries)
+    _print_reevaluation(outcome)
 
 
-def enqueue_or_run_reevaluation(store, *, quiet: bool = False):
-    """In-process re-evaluation (the embedded default); a worker deployment enqueues it instead."""
-    from worker.settings import get_settings
-
-    if get_settings().broker_url():
-        from worker.tasks import enqueue_reevaluation
-
-        task_ids = enqueue_reevaluation()
-        if not quiet:
-            out.print(f"re-evaluation queued: {len(task_ids)} connection(s)")
-        return []
-    with progress_bar(not quiet) as progress:
-        summaries = reevaluate_all(store, STATE.config(), progress=progress)
-    for s in [] if quiet else summaries:
+def _print_reevaluation(outcome: Outcome) -> None:
+    r = outcome.reevaluation
+    if r is None:
+        return
+    if r.mode == "deferred":
+        err.print(f"[yellow]{r.message}[/]", highlight=False)
+    elif r.mode == "queued":
+        out.print(r.message)
+    for s in r.runs:
         out.print(
             f"re-evaluated {s.connection}: {s.status}, scored {s.counts.get('scored', 0):,}, "
             f"written {s.counts.get('written', 0):,}, flagged {s.counts.get('flags_raised', 0):,}"
         )
         print_record_errors(s)
-    return summaries
+
+
+def _runs_exit(outcome: Outcome) -> None:
+    """Exit 1 when a re-evaluation run of the outcome failed, stopped at the quota or left records."""
+    if outcome.reevaluation is not None:
+        exit_for(outcome.reevaluation.runs)
+
+
+def _finish(outcome: Outcome, *, source: str, as_json: bool) -> None:
+    print_warnings(outcome.warnings)
+    if as_json:
+        print_json(outcome.as_dict())
+    else:
+        _print_outcome(outcome, source=source)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+    _runs_exit(outcome)
+
+
+@app.command()
+@handle_errors
+def publish(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    note: str = typer.Option(..., "--note", "-m", help="Why this revision (kept with the version)."),
+    author: str = typer.Option(None, "--author", help="Default: ICP_WORKER_USER, else your user name."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Never hold for approval: publish at once."),
+    no_reevaluate: bool = typer.Option(False, "--no-reevaluate", help="Store the version only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check FILE, then store it as the next ICP version and re-evaluate every connection from its
+    snapshots. A version that changes too many tiers is held (exit 3) until `icp approve N`."""
+    text = _read(file)
+    with progress_bar(not as_json) as progress:
+        outcome = publishing.publish_text(
+            STATE.store(), STATE.config(), text, filename=str(file), note=note, author=author or _author(),
+            yes=yes, reevaluate=not no_reevaluate, progress=progress,
+        )  # fmt: skip
+    _finish(outcome, source=str(file), as_json=as_json)
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 @app.command("history")
 @handle_errors
 def history_cmd(as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON.")) -> None:
-    """Every published version."""
+    """Every version: published, held (waiting for approval), approved and rejected, with who and when."""
     with STATE.store().session() as s:
         rows = versions.history(s)
+        current = versions.current_version(s)
     if as_json:
         print_json(
             [
                 {
                     "version": v.number,
                     "name": v.name,
+                    "status": v.status,
+                    "current": current is not None and v.number == current.number,
                     "hash": v.content_hash,
                     "author": v.author,
                     "note": v.note,
                     "created_at": v.created_at.isoformat(),
+                    "decided_by": v.decided_by,
+                    "decided_at": v.decided_at.isoformat() if v.decided_at else None,
+                    "impact": v.impact,
                 }
                 for v in rows
             ]
         )
         return
-    table = Table("version", "name", "published", "author", "note", "sha256")
+    table = Table("version")
+    table.add_column("status", no_wrap=True)
+    for column in ("name", "published", "decided", "note", "sha256"):
+        table.add_column(column, overflow="fold")
     for v in rows:
+        status = v.status + (" (current)" if current is not None and v.number == current.number else "")
+        decided = f"{_when(v.decided_at)} by {v.decided_by}" if v.decided_at else ""
         table.add_row(
             str(v.number),
+            status,
             v.name,
-            v.created_at.strftime("%Y-%m-%d %H:%M"),
-            v.author,
+            f"{_when(v.created_at)} by {v.author}",
+            decided,
             v.note,
-            v.content_hash[:12],
+            v.content_hash[:8],
         )
     out.print(table)
 
@@ -272,17 +349,68 @@ def show(
 @handle_errors
 def rollback(
     number: int = typer.Argument(..., help="Version whose content to publish anew."),
-    author: str = typer.Option(None, "--author", help="Default: your user name."),
+    author: str = typer.Option(None, "--author", help="Default: ICP_WORKER_USER, else your user name."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Never hold for approval: roll back at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Publish an old version's content as a new version, then re-evaluate."""
-    store = STATE.store()
-    with store.session() as s:
-        published = versions.rollback(s, number, author=author or _author())
-    if not published.created:
-        out.print(f"v{number} is already the current content (v{published.version.number}); nothing to do")
+    """Publish an old version's content as a new version, then re-evaluate (held like a publish)."""
+    with progress_bar(not as_json) as progress:
+        outcome = publishing.rollback_version(
+            STATE.store(), STATE.config(), number, author=author or _author(), yes=yes, progress=progress
+        )
+    if outcome.action == "unchanged" and not as_json:
+        out.print(f"v{number} is already the current content (v{outcome.version.number}); nothing to do")
         return
-    out.print(f"[green]published[/] v{published.version.number} with the content of v{number}")
-    exit_for(enqueue_or_run_reevaluation(store))
+    if outcome.action == "published" and not as_json:
+        out.print(f"[green]published[/] v{outcome.version.number} with the content of v{number}")
+        _print_reevaluation(outcome)
+        _runs_exit(outcome)
+        return
+    _finish(outcome, source=f"v{number}", as_json=as_json)
+
+
+@app.command()
+@handle_errors
+def approve(
+    number: int = typer.Argument(..., help="The held version."),
+    by: str = typer.Option(
+        None, "--by", help="Who approves (default: ICP_WORKER_USER, else your user name)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Make a held version current and re-evaluate every connection with it."""
+    try:
+        with progress_bar(not as_json) as progress:
+            outcome = publishing.approve(STATE.store(), STATE.config(), number, by=by or _author(),
+                                         progress=progress)  # fmt: skip
+    except publishing.ApprovalError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print_json(outcome.as_dict())
+        _runs_exit(outcome)
+        return
+    v = outcome.version
+    out.print(f"[green]approved[/] ICP v{v.number} ({v.name}) by {v.decided_by}: it is current now")
+    _print_reevaluation(outcome)
+    _runs_exit(outcome)
+
+
+@app.command()
+@handle_errors
+def reject(
+    number: int = typer.Argument(..., help="The held version."),
+    by: str = typer.Option(None, "--by", help="Who rejects (default: ICP_WORKER_USER, else your user name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Drop a held version: it never scores (it stays in the history as rejected)."""
+    try:
+        outcome = publishing.reject(STATE.store(), number, by=by or _author())
+    except publishing.ApprovalError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print_json(outcome.as_dict())
+        return
+    out.print(f"rejected ICP v{outcome.version.number} by {outcome.version.decided_by}; nothing was written")
 
 
 register_analysis(app)

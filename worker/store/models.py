@@ -3,7 +3,10 @@
 Tables, in the order of the data flow::
 
     connections        one CRM org / portal / export folder
-    icp_versions       immutable, numbered ICP versions (content, hash, author, note)
+    icp_versions       immutable, numbered ICP versions (content, hash, author, note, status: published,
+                       held for approval, approved or rejected, and who decided when)
+    reevaluation_requests  the publish outbox: a re-evaluation owed to a connection, committed with the
+                       version that needs it, carried out by whoever runs next
     record_snapshots   last pulled attributes and status of every record
     record_fits        the current fit of each record and the values last written to the CRM
     fit_history        append-only: every change of score or tier
@@ -77,6 +80,36 @@ class IcpVersion(Base):
     author: Mapped[str] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: ``published`` (current when newest), ``held`` (waits for ``icp approve``), ``approved`` (was held,
+    #: then approved: current when newest) or ``rejected``. Only published and approved versions score.
+    status: Mapped[str] = mapped_column(String(20), default="published", server_default="published")
+    #: Who approved or rejected a held version, and when.
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The impact summary that held it (per connection: scored, tier changes, share, writes, limits).
+    impact: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ReevaluationRequest(Base):
+    """The publish outbox: one row per connection owed a re-evaluation under ``icp_version``.
+
+    Inserted in the transaction that makes a version current (publish, rollback, approve), so that no
+    current version exists without it. ``pending``: not handed to a worker yet; ``queued``: a task was
+    sent (``task_id``); ``done``: a run scored the connection under that version or a newer one."""
+
+    __tablename__ = "reevaluation_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    icp_version: Mapped[int] = mapped_column(Integer)
+    #: ``publish``, ``rollback`` or ``approve``.
+    reason: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RecordSnapshot(Base):
@@ -299,6 +332,7 @@ __all__ = [
     "RecordFit",
     "RecordSnapshot",
     "ReengageFlag",
+    "ReevaluationRequest",
     "RunWarning",
     "SyncRun",
 ]

@@ -69,3 +69,24 @@ SYNC_KINDS: tuple[RunKind, ...] = (RunKind.INCREMENTAL, RunKind.FULL, RunKind.RE
 INCOMPLETE: frozenset[RunStatus] = frozenset(
     {RunStatus.PARTIAL, RunStatus.QUOTA_RESERVED, RunStatus.QUOTA_EXCEEDED, RunStatus.FAILED}
 )
+
+
+class VersionStatus(StrEnum):
+    """``icp_versions.status``: whether a version scores."""
+
+    PUBLISHED = "published"  # current when it is the newest scoring version
+    HELD = "held"  # waits for ``icp approve`` (its impact exceeded the hold): never scores meanwhile
+    APPROVED = "approved"  # was held, then approved: scores like a published one
+    REJECTED = "rejected"  # was held, then rejected: never scores
+
+
+#: Versions that score; the newest of them is the current one.
+SCORING_VERSIONS: tuple[VersionStatus, ...] = (VersionStatus.PUBLISHED, VersionStatus.APPROVED)
+
+
+class RequestStatus(StrEnum):
+    """``reevaluation_requests.status``: a re-evaluation the publish outbox owes a connection."""
+
+    PENDING = "pending"  # not handed to a worker yet (no broker, or it was down)
+    QUEUED = "queued"  # a task was sent to the broker
+    DONE = "done"  # a run scored the connection under that version or a newer one
