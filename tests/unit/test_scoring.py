@@ -786,3 +786,18 @@ def test_caches_stay_small_in_memory():
     for n in range(CACHE_LIMIT + 5):
         cache.put(n, n)
     assert len(cache) == 5  # cleared when full, then refilled
+
+
+def test_compact_keeps_every_value_and_cuts_a_long_one_with_an_ellipsis():
+    long_industry = "Information Technology and Services Consulting"
+    spec = IcpSpec(
+        name="t",
+        criteria=(
+            crit("industry", 30, values={long_industry.casefold(): 1.0}),
+            crit("country", 20, values={"us": 1.0}),
+        ),
+    )
+    result = Scorer(spec).score({"industry": long_industry, "country": "US"})
+    # cut to 24 characters with "…" (the space before it dropped); the sentence keeps 40
+    assert result.compact() == "100 best | industry Information Technology… +60; country US +40"
+    assert result.reasons[0].text == "industry Information Technology and Services Con…: +60"

@@ -242,7 +242,8 @@ def _fmt_huge(x: int) -> str:
 
 
 def shorten(text: str, limit: int = MAX_SHOWN) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` if it fits in ``limit`` characters, else cut (at most ``limit``, "…" included)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def status_of(credit: float) -> ReasonStatus:
