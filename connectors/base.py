@@ -132,6 +132,8 @@ class WriteResult:
     error_message: str | None = None
     #: A lock or a passing fault: try again on the next run (the connector already retried in-run).
     retryable: bool = False
+    #: The field the CRM refused, when it says (an API name, or an owned field's canonical name).
+    field: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -171,6 +173,14 @@ class ApiUsage:
 
     def as_dict(self) -> dict[str, Any]:
         return {"calls": dict(self.calls), "daily_used": self.daily_used, "daily_limit": self.daily_limit}
+
+
+@runtime_checkable
+class RunAware(Protocol):
+    """A connector that keeps what each run wrote apart (the files connector: ``OUT/run-<id>/``)."""
+
+    def start_run(self, run_id: int) -> None:
+        """Called once, before anything of the run ``run_id`` is written."""
 
 
 @runtime_checkable

@@ -52,6 +52,9 @@ class ReengageConfig(_Strict):
     cooloff_days: int = Field(default=30, ge=0)
     create_tasks: bool = False
     task_due_days: int = Field(default=3, ge=0)
+    #: On a connection's first sync, also flag stale or dismissed records that already fit a target
+    #: tier (kind ``backlog``), under the same cool-off and per-owner cap.
+    flag_backlog: bool = True
     #: At most this many follow-up tasks per owner per run (None: no cap).
     per_owner_cap: int | None = Field(default=None, ge=1)
 

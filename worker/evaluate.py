@@ -109,8 +109,9 @@ def ordered(object_types: Iterable[str]) -> tuple[ObjectType, ...]:
     return tuple(t for t in OBJECT_TYPES if t in wanted)
 
 
-def policy_for(cfg: ConnectionConfig, spec: IcpSpec, icp_version: int) -> Policy:
-    """The policy of a connection's configuration under ``spec`` (published as ``icp_version``)."""
+def policy_for(cfg: ConnectionConfig, spec: IcpSpec, icp_version: int, *, first_sync: bool = False) -> Policy:
+    """The policy of a connection's configuration under ``spec`` (published as ``icp_version``);
+    ``first_sync``: no pull of the connection has finished yet (the backlog is flagged if configured)."""
     return Policy(
         icp_version=icp_version,
         objects=ordered(cfg.objects),
@@ -118,6 +119,7 @@ def policy_for(cfg: ConnectionConfig, spec: IcpSpec, icp_version: int) -> Policy
         dismissed_statuses=cfg.dismissed,
         stale_days=cfg.reengage.stale_days,
         cooloff_days=cfg.reengage.cooloff_days,
+        backlog=first_sync and cfg.reengage.flag_backlog,
     )
 
 

@@ -27,26 +27,37 @@ def sync_connection(
     now: datetime | None = None,
     env: Mapping[str, str] | None = None,
     limiter: Any = None,
+    dry_run: bool = False,
     score: bool = True,
 ) -> RunSummary:
-    """One run of one connection, with its connector opened and closed around it (``score=False``: pull
-    and snapshot only).
+    """One run of one connection, with its connector opened and closed around it (``dry_run``,
+    ``score=False``: see ``worker.sync.run_sync``).
 
     A re-evaluation the publish outbox still owes the connection is carried out first (its own
-    ``reevaluate`` run); every run that scored the connection settles the requests it fulfils."""
+    ``reevaluate`` run); every run that scored the connection settles the requests it fulfils. A dry run
+    does neither: it writes nothing."""
     connector = build_connector(
         cfg.crm, cfg.options, env_prefix=cfg.env_prefix or "", env=env, limiter=limiter
     )
     try:
-        if score and kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
+        settles = score and not dry_run
+        if settles and kind in outbox.FIRST_REEVALUATE_BEFORE and outbox.owes(store, cfg.name):
             first = run_sync(
                 store, cfg, connector, kind="reevaluate", now=now, progress=progress, task_id=task_id
             )
             outbox.settle(store, cfg.name, first.run_id, first.status, first.kind)
         summary = run_sync(
-            store, cfg, connector, kind=kind, now=now, progress=progress, task_id=task_id, score=score
+            store,
+            cfg,
+            connector,
+            kind=kind,
+            now=now,
+            progress=progress,
+            task_id=task_id,
+            score=score,
+            dry_run=dry_run,
         )
-        if score:
+        if settles:
             outbox.settle(store, cfg.name, summary.run_id, summary.status, summary.kind)
         return summary
     finally:

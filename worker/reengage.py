@@ -113,6 +113,8 @@ def decide(
         return NOTHING
     if converted or state.has_open_pipeline:
         return NOTHING
+    if state.last_activity is not None and state.last_activity > now.date():
+        return NOTHING  # worked after today (a clock ahead of ours): the flag would clear at once
     if last_raised is not None and now - last_raised < timedelta(days=cooloff_days):
         return NOTHING
     if dismissal(state, dismissed_statuses):

@@ -11,8 +11,10 @@ with the CRM's import tool (Salesforce Data Loader / Data Import Wizard, HubSpot
   page's "max stamp seen so far" could skip older rows further down the file if a run stopped halfway.
   Every page but the last therefore carries the cursor it started from (``since``: no progress), and the
   last page carries the highest stamp of the whole pull. Re-reading a local file after a failed run is cheap.
-* ``write`` appends one row per update to ``<out>/<object>_updates.csv``; the latest row per id wins when
-  the file is re-imported. ``create_tasks`` appends to ``<out>/tasks.csv``, idempotent by task key.
+* Each sync run writes into its own folder, ``<out>/run-<run id>/`` (``start_run``), so that a CRM import
+  of one folder never sees an id twice: ``write`` appends one row per update to ``<object>_updates.csv``
+  (a run writes each record once) and ``create_tasks`` appends to ``tasks.csv``, idempotent by task key
+  across every run's folder. Used without a run (``start_run`` never called), they write into ``<out>``.
 * Every written cell is escaped against formula injection (see ``cells.escape_formula``).
 """
 
@@ -78,6 +80,8 @@ class FilesConnector:
         self._problems: list[DataProblem] = []
         self._usage = ApiUsage()
         self._task_keys: set[str] | None = None
+        #: Where this run's files go: ``<out>/run-<id>`` once ``start_run`` is called.
+        self.run_dir: Path = config.out
         self._open_pulls: weakref.WeakSet[Generator[Page, None, None]] = weakref.WeakSet()
 
     @classmethod
@@ -91,6 +95,10 @@ class FilesConnector:
                 for err in exc.errors()
             )
             raise ConfigError(f"files connector options: {problems}") from None
+
+    def start_run(self, run_id: int) -> None:
+        """Write this run's files into ``<out>/run-<run_id>/`` (``connectors.base.RunAware``)."""
+        self.run_dir = self.config.out / f"run-{int(run_id)}"
 
     # ----------------------------------------------------------------------------------------- fields
 
@@ -201,7 +209,7 @@ class FilesConnector:
                 )
             elif unknown:
                 message = f"not an owned field: {', '.join(unknown)}"
-                results.append(WriteResult(external_id, False, "UNKNOWN_FIELD", message))
+                results.append(WriteResult(external_id, False, "UNKNOWN_FIELD", message, field=unknown[0]))
             else:
                 row = [external_id]
                 for name in OWNED_FIELDS:
@@ -211,7 +219,7 @@ class FilesConnector:
                 rows.append([escape_formula(cell) for cell in row])
                 results.append(WriteResult(external_id, True))
         if rows:
-            self._append(cfg.out / f"{object_type}_updates.csv", header, rows)
+            self._append(self.run_dir / f"{object_type}_updates.csv", header, rows)
         self._usage.count("write")
         return results
 
@@ -247,8 +255,8 @@ class FilesConnector:
         written again and comes back with ``existed=True``."""
         if not tasks:
             return []
-        path = self.config.out / "tasks.csv"
-        known = self._known_task_keys(path)
+        path = self.run_dir / "tasks.csv"
+        known = self._known_task_keys()
         results: list[TaskResult] = []
         rows: list[list[str]] = []
         fresh: set[str] = set()
@@ -271,23 +279,31 @@ class FilesConnector:
         self._usage.count("other")
         return results
 
-    def _known_task_keys(self, path: Path) -> set[str]:
-        """Keys already in tasks.csv, read once per connector (as stored, i.e. escaped)."""
+    def _known_task_keys(self) -> set[str]:
+        """Keys already in a tasks.csv (``<out>`` and every ``<out>/run-*``), read once per connector (as
+        stored, i.e. escaped)."""
         if self._task_keys is None:
+            out = self.config.out
             keys: set[str] = set()
-            enc = self.config.out_encoding
-            try:
-                if path.exists() and path.stat().st_size > 0:
-                    with open(path, newline="", encoding=enc) as handle:
-                        reader = csv.reader(handle)
-                        header = next(reader, [])
-                        if header != list(TASK_COLUMNS):
-                            raise ConfigError(f"{path} has columns {header}, expected {list(TASK_COLUMNS)}")
-                        keys.update(row[0] for row in reader if row)
-            except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                raise ConfigError(f"cannot read {path}: {exc}") from None
+            paths = [out / "tasks.csv", *(sorted(out.glob("run-*/tasks.csv")) if out.is_dir() else [])]
+            for path in paths:
+                keys.update(self._task_keys_in(path))
             self._task_keys = keys
         return self._task_keys
+
+    def _task_keys_in(self, path: Path) -> set[str]:
+        keys: set[str] = set()
+        try:
+            if path.exists() and path.stat().st_size > 0:
+                with open(path, newline="", encoding=self.config.out_encoding) as handle:
+                    reader = csv.reader(handle)
+                    header = next(reader, [])
+                    if header != list(TASK_COLUMNS):
+                        raise ConfigError(f"{path} has columns {header}, expected {list(TASK_COLUMNS)}")
+                    keys.update(row[0] for row in reader if row)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        return keys
 
     # ----------------------------------------------------------------------------------------- misc
 

@@ -110,6 +110,14 @@ def _error(save_result: Mapping[str, Any]) -> tuple[str, str]:
     return code, message
 
 
+def _field(save_result: Mapping[str, Any]) -> str | None:
+    """The first field Salesforce names in a record's first error (None: it names none)."""
+    errors = save_result.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    fields = first.get("fields") or []
+    return str(fields[0]) if fields else None
+
+
 def write_updates(
     client: SalesforceClient,
     sobject: str,
@@ -203,7 +211,7 @@ def _rest_rounds(
                 if code == "UNABLE_TO_LOCK_ROW" and round_number < lock_retries:
                     locked.append((index, body))
                 results[index] = WriteResult(
-                    external_id, False, code, message, retryable=code in RETRYABLE_CODES
+                    external_id, False, code, message, retryable=code in RETRYABLE_CODES, field=_field(save)
                 )
         if not locked:
             break

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import OWNED_FIELDS, Connector, FitUpdate, FollowUpTask
+from connectors.base import OWNED_FIELDS, Connector, FitUpdate, FollowUpTask, RunAware
 from connectors.errors import ConfigError
 from connectors.files import DEFAULT_FIELD_NAMES, TASK_COLUMNS, FilesConfig, FilesConnector
 from connectors.files.cells import escape_formula, format_cell, normalize_stamp, parse_day
@@ -698,3 +698,25 @@ def test_create_tasks_refuses_a_foreign_tasks_file(tmp_path):
 
 def test_owned_fields_have_default_column_names():
     assert set(DEFAULT_FIELD_NAMES) == set(OWNED_FIELDS)
+
+
+def test_each_run_writes_into_its_own_folder_and_tasks_stay_unique_across_runs(tmp_path):
+    first = make(tmp_path)
+    assert isinstance(first, RunAware)
+    first.start_run(7)
+    first.write("account", [full_update("001A"), full_update("001B")])
+    first.create_tasks([task("k1")])
+    assert [row[0] for row in read_rows(tmp_path / "out" / "run-7" / "account_updates.csv")[1:]] == [
+        "001A",
+        "001B",
+    ]
+    assert not (tmp_path / "out" / "account_updates.csv").exists()
+
+    second = make(tmp_path)  # the next run: a new folder; a task key of an earlier run is not created again
+    second.start_run(8)
+    second.write("account", [full_update("001A")])
+    results = second.create_tasks([task("k1"), task("k2")])
+    assert [(r.key, r.existed) for r in results] == [("k1", True), ("k2", False)]
+    assert [row[0] for row in read_rows(tmp_path / "out" / "run-8" / "account_updates.csv")[1:]] == ["001A"]
+    assert [row[0] for row in read_rows(tmp_path / "out" / "run-8" / "tasks.csv")[1:]] == ["k2"]
+    assert [row[0] for row in read_rows(tmp_path / "out" / "run-7" / "tasks.csv")[1:]] == ["k1"]

@@ -174,7 +174,7 @@ def test_relative_paths_resolve_against_the_connections_files_folder(env, monkey
     monkeypatch.chdir(elsewhere)
     invoke("icp", "publish", str(BUNDLED / "icp_v1.yaml"), "--note", "v1", code=0)
     invoke("--config", str(config), "sync", code=0)
-    assert (folder / "out" / "account_updates.csv").exists()
+    assert list((folder / "out").glob("run-*/account_updates.csv"))
     assert not (elsewhere / "out").exists()
 
 

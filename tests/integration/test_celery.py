@@ -210,7 +210,8 @@ def write_config(path: Path, crm: Path, out: Path, *, name: str = "acme") -> Non
                 "crm": "files",
                 "options": {"path": str(crm), "out": str(out)},
                 "industry_synonyms": dict(DEMO_SYNONYMS),
-                "reengage": {"create_tasks": True},
+                # The first sync flags nothing (no backlog): the flags these tests count come from runs.
+                "reengage": {"create_tasks": True, "flag_backlog": False},
                 "schedule": {"cron": "0 2 * * *", "timezone": "Europe/Berlin"},
             }
         ]
@@ -254,15 +255,23 @@ def stack(tmp_path):
 # --------------------------------------------------------------------------------------------- CRM helpers
 
 
+def run_folders(out: Path) -> list[Path]:
+    """The files connector's run folders (``run-<id>``), oldest run first."""
+    return sorted(out.glob("run-*"), key=lambda p: int(p.name.removeprefix("run-")))
+
+
 def update_rows(out: Path, skip: dict[str, int] | None = None) -> list[tuple[str, dict[str, str]]]:
-    """Rows of the re-import files, per object type in the order written: (object type, row). ``skip``:
-    rows to leave out at the start of each file (those of an earlier phase)."""
+    """Rows of the re-import files of every run, per object type in the order written: (object type,
+    row). ``skip``: rows to leave out at the start of each object's rows (those of an earlier phase)."""
     rows = []
     for obj in ("account", "opportunity", "lead"):
-        path = out / f"{obj}_updates.csv"
-        if path.exists():
-            with open(path, newline="", encoding="utf-8") as f:
-                rows += [(obj, row) for row in list(csv.DictReader(f))[(skip or {}).get(obj, 0) :]]
+        written: list[dict[str, str]] = []
+        for folder in run_folders(out):
+            path = folder / f"{obj}_updates.csv"
+            if path.exists():
+                with open(path, newline="", encoding="utf-8") as f:
+                    written += list(csv.DictReader(f))
+        rows += [(obj, row) for row in written[(skip or {}).get(obj, 0) :]]
     return rows
 
 
@@ -280,11 +289,13 @@ def crm_state(rows: list[tuple[str, dict[str, str]]]) -> dict[tuple[str, str], d
 
 
 def task_rows(out: Path) -> list[dict[str, str]]:
-    path = out / "tasks.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    rows: list[dict[str, str]] = []
+    for folder in run_folders(out):
+        path = folder / "tasks.csv"
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as f:
+                rows += list(csv.DictReader(f))
+    return rows
 
 
 def events(path: Path) -> list[dict[str, Any]]:

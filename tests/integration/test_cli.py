@@ -56,7 +56,7 @@ def test_demo_runs_with_no_configuration(tmp_path, monkeypatch):
     assert summary["reevaluation"]["api_calls"]["calls"]["read"] == 0
     assert summary["reengage"], "the v2 revision re-engages dismissed or stale records"
     assert all(r["reason"].startswith(("dismissed:", "stale:")) for r in summary["reengage"])
-    assert (tmp_path / "demo" / "reimport" / "account_updates.csv").exists()
+    assert list((tmp_path / "demo" / "reimport").glob("run-*/account_updates.csv"))
     get_settings.cache_clear()
 
 

@@ -142,8 +142,13 @@ def test_the_crm_text_of_a_financial_services_account_names_the_industry(demo, d
     assert row is not None
     assert "industry Financial Services +12" in row.reasons_text
     assert row.written["fit_reasons"] == row.reasons_text
-    with open(demo_dir / "reimport" / "account_updates.csv", encoding="utf-8") as fh:
-        reimport = [r for r in csv.DictReader(fh) if row.external_id in r.values()]
+    reimport = []  # each run writes its own folder, reimport/run-<id>/: read them in run order
+    for folder in sorted(
+        (demo_dir / "reimport").glob("run-*"), key=lambda p: int(p.name.removeprefix("run-"))
+    ):
+        if (folder / "account_updates.csv").exists():
+            with open(folder / "account_updates.csv", encoding="utf-8") as fh:
+                reimport += [r for r in csv.DictReader(fh) if row.external_id in r.values()]
     assert reimport and reimport[-1]["ICP_Fit_Reasons__c"] == row.reasons_text
 
 

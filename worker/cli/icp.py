@@ -12,6 +12,7 @@ from rich.table import Table
 from worker import yamlfile
 from worker.cli.analysis import register as register_analysis
 from worker.cli.common import STATE, UserError, err, handle_errors, out, print_json, progress_bar
+from worker.cli.outcome import exit_for, print_record_errors, write_records
 from worker.icp import publishing, versions
 from worker.icp.backtest import backtest, render_side_by_side
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
@@ -115,11 +116,15 @@ def preview(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     connection: str = typer.Option(None, "--connection", help="Only this connection."),
     examples: int = typer.Option(10, help="Re-engagement examples to show."),
-    as_json: bool = typer.Option(False, "--json", help="Print the preview as JSON."),
+    records: Path = typer.Option(
+        None, "--records", dir_okay=False, help="Write every record the publish would write, as CSV."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="JSON, with every record to write under `rows`."),
 ) -> None:
     """What publishing FILE would change: tier moves, records to write, re-engagement candidates.
 
-    Computed from the snapshot store: no CRM call."""
+    Computed from the snapshot store: no CRM call. ``--records OUT.csv``: one row per record whose fit
+    fields the publish would write (before and after)."""
     proposed = load_icp(file)
     store = STATE.store()
     now = datetime.now(UTC)
@@ -134,13 +139,18 @@ def preview(
             if conn is None:
                 err.print(f"{name}: never synced, nothing to preview")
                 continue
-            results.append(preview_connection(s, conn, cfg, proposed, number, now, examples))
+            keep_rows = as_json or records is not None
+            results.append(preview_connection(s, conn, cfg, proposed, number, now, examples, rows=keep_rows))
         backtests = _backtests(s, current, proposed, names)
+    if records is not None:
+        n = write_records(records, (row for p in results for row in p.record_rows()))
+        err.print(f"{n:,} record(s) the publish would write: {records}", highlight=False)
     if as_json:
         print_json(
             {
                 "proposed_version": number,
                 "connections": [p.as_dict(tier_order(proposed, p.transitions)) for p in results],
+                "rows": [row for p in results for row in p.record_rows()],
             }
         )
         return
@@ -208,6 +218,13 @@ def _print_reevaluation(outcome: Outcome) -> None:
             f"re-evaluated {s.connection}: {s.status}, scored {s.counts.get('scored', 0):,}, "
             f"written {s.counts.get('written', 0):,}, flagged {s.counts.get('flags_raised', 0):,}"
         )
+        print_record_errors(s)
+
+
+def _runs_exit(outcome: Outcome) -> None:
+    """Exit 1 when a re-evaluation run of the outcome failed, stopped at the quota or left records."""
+    if outcome.reevaluation is not None:
+        exit_for(outcome.reevaluation.runs)
 
 
 def _finish(outcome: Outcome, *, source: str, as_json: bool) -> None:
@@ -218,6 +235,7 @@ def _finish(outcome: Outcome, *, source: str, as_json: bool) -> None:
         _print_outcome(outcome, source=source)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+    _runs_exit(outcome)
 
 
 @app.command()
@@ -346,6 +364,7 @@ def rollback(
     if outcome.action == "published" and not as_json:
         out.print(f"[green]published[/] v{outcome.version.number} with the content of v{number}")
         _print_reevaluation(outcome)
+        _runs_exit(outcome)
         return
     _finish(outcome, source=f"v{number}", as_json=as_json)
 
@@ -368,10 +387,12 @@ def approve(
         raise UserError(str(exc)) from None
     if as_json:
         print_json(outcome.as_dict())
+        _runs_exit(outcome)
         return
     v = outcome.version
     out.print(f"[green]approved[/] ICP v{v.number} ({v.name}) by {v.decided_by}: it is current now")
     _print_reevaluation(outcome)
+    _runs_exit(outcome)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from worker.cli.common import (
     print_json,
     progress_bar,
 )
-from worker.errors import endpoint
+from worker.cli.outcome import error_object, exit_for, failed, print_record_errors, write_records
+from worker.errors import describe, endpoint
 from worker.evaluate import ordered
 from worker.jobs import sync_connection
 from worker.locks import LockBusy, connection_lock, redis_url_from_settings
@@ -31,6 +33,8 @@ from worker.quality import run_problems, sync_line
 from worker.store.db import migrate
 from worker.store.models import Connection, RecordSnapshot, ReengageFlag
 from worker.store.states import FlagKind, FlagState, RunKind, RunStatus
+from worker.sync import RunSummary
+from worker.sync.run import close_abandoned_runs
 
 reengage_app = typer.Typer(help="Records flagged for re-engagement.", no_args_is_help=True)
 fields_app = typer.Typer(help="The fit fields this program owns in the CRM.", no_args_is_help=True)
@@ -43,67 +47,119 @@ def sync(
     connection: str = typer.Option(None, "--connection", help="Connection name (default: all)."),
     full: bool = typer.Option(False, "--full", help="Pull everything, not only changes since the cursor."),
     enqueue: bool = typer.Option(False, "--enqueue", help="Queue the sync for the Celery workers."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Pull and score, write nothing to the CRM: list what the run would write."
+    ),
+    records: Path = typer.Option(
+        None, "--records", dir_okay=False, help="With --dry-run: write the records it would write as CSV."
+    ),
     no_score: bool = typer.Option(
         False, "--no-score", help="Only pull and snapshot (no ICP needed, nothing written): for `icp derive`."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print each run's summary as JSON."),
 ) -> None:
-    """Pull, score and write back changed fit fields for one connection or all of them."""
+    """Pull, score and write back changed fit fields for one connection or all of them.
+
+    Exit code 1 when a run fails, stops at the API quota, or leaves records unwritten (the first record
+    errors are printed)."""
     config = STATE.config()
     names = [connection] if connection else [c.name for c in config.connections]
     if not names:
         raise UserError("no connections configured: write icp-worker.yaml (see the README) or pass --config")
+    if records is not None and not dry_run:
+        raise UserError("--records lists what a dry run would write: add --dry-run")
     kind = RunKind.FULL if full else RunKind.INCREMENTAL
+    if dry_run and no_score:
+        raise UserError("--dry-run scores what it pulls: drop --no-score")
     if enqueue and no_score:
         raise UserError("--no-score runs here, not on the workers: drop --enqueue")
     if enqueue:
-        from worker.tasks import enqueue_sync
-
-        ids = [enqueue_sync(STATE.connection(n).name, kind) for n in names]
-        if as_json:
-            print_json({"queued": dict(zip(names, ids, strict=True))})
-        else:
-            for n, task_id in zip(names, ids, strict=True):
-                out.print(f"queued {kind} sync of {n} (task {task_id})")
+        if dry_run:
+            raise UserError("--dry-run runs in this process: leave out --enqueue")
+        _enqueue(names, kind, as_json)
         return
-    store = STATE.store()
     summaries = []
-    redis_url = redis_url_from_settings()
     for name in names:
-        # The same lock the workers take: a manual sync never overlaps a scheduled one.
         try:
-            with (
-                connection_lock(name, redis_url=redis_url, kind=kind, task_id="cli"),
-                progress_bar(not as_json) as progress,
-            ):
-                summaries.append(
-                    sync_connection(
-                        store, STATE.connection(name), kind=kind, progress=progress, score=not no_score
-                    )
-                )
-        except LockBusy as busy:
-            raise UserError(f"{busy}; try again when that run has finished") from None
-    with store.session() as session:
+            summaries.append(_run_one(name, kind, dry_run, as_json, score=not no_score))
+        except Exception as exc:
+            if as_json:  # a failing run prints a JSON error object, then exits as without --json
+                print_json({"error": describe(exc), "status": RunStatus.FAILED, "connection": name})
+            raise
+    if records is not None:
+        n = write_records(records, (row for s in summaries for row in s.records))
+        err.print(f"{n:,} record(s) the run would write: {records}", highlight=False)
+    with STATE.store().session() as session:
         problems = {s.run_id: run_problems(session, s.run_id) for s in summaries}
     if as_json:
-        print_json([{**s.__dict__, "data_problems": problems[s.run_id]} for s in summaries])
-        return
-    for s in summaries:
-        c = s.counts
-        pulled = sum(v for k, v in c.items() if k.startswith("pulled_"))
+        print_json([{**_summary_json(s), "data_problems": problems[s.run_id]} for s in summaries])
+    else:
+        for s in summaries:
+            _print_summary(s, problems[s.run_id])
+    exit_for(summaries)
+
+
+def _enqueue(names: list[str], kind: str, as_json: bool) -> None:
+    from worker.tasks import enqueue_sync
+
+    ids = [enqueue_sync(STATE.connection(n).name, kind) for n in names]
+    if as_json:
+        print_json({"queued": dict(zip(names, ids, strict=True))})
+    else:
+        for n, task_id in zip(names, ids, strict=True):
+            out.print(f"queued {kind} sync of {n} (task {task_id})")
+
+
+def _run_one(name: str, kind: str, dry_run: bool, as_json: bool, *, score: bool = True) -> RunSummary:
+    """One in-process run under the connection's lock (the one the workers take: a manual sync never
+    overlaps a scheduled one). A run left ``running`` by a process that died is closed as abandoned."""
+    store = STATE.store()
+    cfg = STATE.connection(name)
+    try:
+        with (
+            connection_lock(name, redis_url=redis_url_from_settings(), kind=kind, task_id="cli"),
+            progress_bar(not as_json) as progress,
+        ):
+            abandoned = close_abandoned_runs(store, name)
+            if abandoned and not as_json:
+                err.print(
+                    f"{name}: {abandoned} earlier run(s) had stopped unfinished; this run resumes their work"
+                )
+            return sync_connection(store, cfg, kind=kind, progress=progress, dry_run=dry_run, score=score)
+    except LockBusy as busy:
+        raise UserError(f"{busy}; try again when that run has finished") from None
+
+
+def _summary_json(s: RunSummary) -> dict[str, Any]:
+    data = dict(s.__dict__)
+    if failed(s):
+        data["error"] = error_object(s)["error"]
+    return data
+
+
+def _print_summary(s: RunSummary, problems: Any) -> None:
+    c = s.counts
+    pulled = sum(v for k, v in c.items() if k.startswith("pulled_"))
+    if s.kind == RunKind.DRY_RUN:
+        by_object = Counter(str(r["object_type"]) for r in s.records)
+        out.print(
+            f"{s.connection}: dry run (run {s.run_id}) pulled {pulled:,}; would write {len(s.records):,} "
+            f"record(s) ({', '.join(f'{k} {v:,}' for k, v in by_object.items()) or 'none'}); "
+            "nothing written to the CRM"
+        )
+    else:
         out.print(
             f"{s.connection}: {s.status} (run {s.run_id}) pulled {pulled:,}, scored {c.get('scored', 0):,}, "
             f"written {c.get('written', 0):,}, write errors {c.get('write_errors', 0):,}, "
             f"flags raised {c.get('flags_raised', 0):,}, cleared {c.get('flags_cleared', 0):,} "
             f"in {s.timings.get('total', 0):.1f}s"
         )
-        if s.error:
-            err.print(f"  {s.error}", highlight=False, markup=False)
-        line = sync_line(s.connection, problems[s.run_id])
-        if line:
-            out.print(line, highlight=False, markup=False, soft_wrap=True)
-    if any(s.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) for s in summaries):
-        raise typer.Exit(1)
+    if s.error:
+        err.print(f"  {s.error}", highlight=False, markup=False)
+    line = sync_line(s.connection, problems)
+    if line:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    print_record_errors(s)
 
 
 _FLAG_COLUMNS = ("connection", "object_type", "id", "name", "owner_id", "state", "kind", "from_tier",

@@ -1,119 +1,30 @@
-"""What a run would change, computed from the snapshot store with no CRM call.
+"""What publishing a proposed ICP would change, computed from the snapshot store with no CRM call.
 
-``plan`` walks a connection's records the way the sync's score and write phases do, through the same
-per-record evaluation (``worker.evaluate``), and yields for each record what the CRM holds, what it
-would hold, and whether it would be written. Two callers:
-
-- the revision preview (``preview_connection``): every record under a proposed ICP version, summed up
-  as the tier transition matrix (current tier → proposed tier), how many records' owned fields would
-  be written (and so the API calls it costs), and the re-engagement candidates, with examples;
-- the dry run (``icp-worker sync --dry-run``): the records the next run would write under the current
-  version, after a pull whose snapshots are kept but not scored.
+The publish re-evaluates every record of each connection's objects under the new version; the preview
+walks them the same way (``worker.sync.plan``, through the sync's own per-record evaluation) and sums
+up: the tier transition matrix (current tier → proposed tier), how many records' owned fields would be
+written (and so the API calls it costs), the re-engagement candidates with examples, and, when asked
+for, every record that would be written (``icp-worker icp preview --records``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.registry import crm_entry
 from worker.config import ConnectionConfig
-from worker.evaluate import Carried, Evaluation, Policy, policy_for
+from worker.evaluate import policy_for
 from worker.icp.model import IcpSpec
 from worker.icp.scoring import Scorer
-from worker.store.models import Connection, RecordFit, RecordSnapshot
-from worker.store.states import WriteStatus
-from worker.sync.score import SCORING_COLUMNS, batch_context, evaluate_row
-
-BATCH = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """One record of a plan."""
-
-    object_type: str
-    external_id: str
-    name: str | None
-    owner_id: str | None
-    #: The tier it has now (None: never scored).
-    previous_tier: str | None
-    #: Owned values the CRM holds, as last written (None: never written).
-    before: Mapping[str, Any] | None
-    #: Owned values the CRM would hold after the run.
-    after: Mapping[str, Any]
-    must_write: bool
-    #: The evaluation, when the run would score the record (None: it would keep its fit).
-    evaluation: Evaluation | None
-    #: The last write failed (it is retried first).
-    failed_before: bool = False
-
-    @property
-    def tier(self) -> str:
-        return str(self.after.get("fit_tier", self.previous_tier or ""))
-
-
-def plan(session: Session, conn_id: int, policy: Policy, scorer: Scorer, now: datetime) -> Iterator[Planned]:
-    """Every record of the policy's objects, as the next run under ``policy`` would leave it.
-
-    A record is evaluated when the run would score it (changed, never scored, scored under another ICP
-    version, or an opportunity whose account's fit changes); any other record keeps its fit and is
-    written only when its last write is still due (``pending``) or failed (``error``)."""
-    evaluated_accounts: dict[str, Carried] = {}
-    changed_accounts: set[str] = set()
-    for object_type in policy.objects:
-        last_id = 0
-        while True:
-            rows = session.execute(
-                select(*SCORING_COLUMNS, RecordSnapshot.name, RecordSnapshot.dirty, RecordFit.desired)
-                .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
-                .where(
-                    RecordSnapshot.connection_id == conn_id,
-                    RecordSnapshot.object_type == object_type,
-                    RecordSnapshot.id > last_id,
-                )
-                .order_by(RecordSnapshot.id)
-                .limit(BATCH)
-            ).all()
-            if not rows:
-                break
-            last_id = rows[-1].id
-            bc = batch_context(session, conn_id, object_type, rows)
-            if object_type == "opportunity":  # accounts evaluated by this plan carry their new fit
-                bc.account_fits.update(
-                    {p: evaluated_accounts[p] for p in {r.parent_id for r in rows} if p in evaluated_accounts}
-                )
-            for row in rows:
-                scored = (
-                    row.dirty
-                    or row.fit_id is None
-                    or row.icp_version != policy.icp_version
-                    or (object_type == "opportunity" and row.parent_id in changed_accounts)
-                )
-                if not scored:
-                    yield Planned(
-                        object_type, row.external_id, row.name, row.owner_id, row.tier, row.written,
-                        row.desired or {}, row.write_status != WriteStatus.OK, None,
-                        row.write_status == WriteStatus.ERROR,
-                    )  # fmt: skip
-                    continue
-                ev = evaluate_row(row, object_type, bc, scorer, policy, now)
-                if object_type == "account":
-                    evaluated_accounts[row.external_id] = ev.carried()
-                    if ev.result_changed and row.fit_id is not None:
-                        changed_accounts.add(row.external_id)
-                yield Planned(
-                    object_type, row.external_id, row.name, row.owner_id,
-                    row.tier if row.fit_id is not None else None, row.written, ev.desired, ev.must_write, ev,
-                    row.write_status == WriteStatus.ERROR,
-                )  # fmt: skip
+from worker.store.models import Connection
+from worker.store.queries import is_first_sync
+from worker.sync.plan import Planned, plan, record_row
 
 
 @dataclass
@@ -161,6 +72,10 @@ class ConnectionPreview:
             "examples": [c.__dict__ for c in self.examples],
         }
 
+    def record_rows(self) -> list[dict[str, Any]]:
+        """The records to write as rows of the record-level dry run (``worker.sync.plan.RECORD_COLUMNS``)."""
+        return [record_row(self.connection, p) for p in self.rows]
+
     def add(self, record: Planned, examples: int, keep_rows: bool) -> None:
         self.records += 1
         self.transitions[(record.previous_tier or "(new)", record.tier)] += 1
@@ -200,7 +115,7 @@ def preview_connection(
     """What publishing ``proposed`` as version ``proposed_number`` would do to ``conn``: the re-evaluation
     it starts scores every record of the connection's objects under it (see ``plan``)."""
     out = ConnectionPreview(conn.name, conn.crm)
-    policy = policy_for(cfg, proposed, proposed_number)
+    policy = policy_for(cfg, proposed, proposed_number, first_sync=is_first_sync(session, conn.id))
     for record in plan(session, conn.id, policy, Scorer(proposed), now):
         out.add(record, examples, rows)
     return out

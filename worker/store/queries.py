@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
-from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
-from worker.store.states import FlagState
+from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag, SyncRun
+from worker.store.states import FlagState, RunKind, RunStatus
 
 
 def ensure_connection(session: Session, cfg: ConnectionConfig, now: datetime) -> Connection:
@@ -25,6 +25,28 @@ def ensure_connection(session: Session, cfg: ConnectionConfig, now: datetime) ->
     elif conn.config != stored or conn.crm != cfg.crm:
         conn.config, conn.crm = stored, cfg.crm
     return conn
+
+
+def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) -> bool:
+    """The connection's first sync, which also flags the backlog (``reengage.flag_backlog``): no pull of
+    it has finished yet (``succeeded`` or ``partial``; runs before run id ``before`` when given), or none
+    of its records was ever scored (pulls with ``--no-score`` only)."""
+    query = select(SyncRun.id).where(
+        SyncRun.connection_id == conn_id,
+        SyncRun.kind.in_((RunKind.INCREMENTAL, RunKind.FULL)),
+        SyncRun.status.in_((RunStatus.SUCCEEDED, RunStatus.PARTIAL)),
+    )
+    if before is not None:
+        query = query.where(SyncRun.id < before)
+    if session.scalar(query.limit(1)) is None:
+        return True
+    scored = (
+        select(RecordFit.snapshot_id)
+        .join(RecordSnapshot, RecordSnapshot.id == RecordFit.snapshot_id)
+        .where(RecordSnapshot.connection_id == conn_id)
+        .limit(1)
+    )
+    return session.scalar(scored) is None
 
 
 def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
-from connectors.base import Connector
+from connectors.base import Connector, RunAware
 from connectors.errors import ConnectorError, MissingFieldsError, QuotaExceededError
 from worker.config import ConnectionConfig
 from worker.errors import describe
@@ -19,14 +19,15 @@ from worker.icp.scoring import Scorer
 from worker.icp.versions import latest_icp, spec_of
 from worker.store.db import Store
 from worker.store.models import Connection, IcpVersion, SyncRun
-from worker.store.queries import ensure_connection
+from worker.store.queries import ensure_connection, is_first_sync
 from worker.store.states import SYNC_KINDS, RunKind, RunStatus
 from worker.sync.counts import RunCounts
 from worker.sync.followups import create_followups
+from worker.sync.plan import plan, record_row
 from worker.sync.pull import pull_objects
 from worker.sync.score import ScoringContext, score_object
 from worker.sync.tables import ProgressFn
-from worker.sync.write import write_object
+from worker.sync.write import RecordError, write_object
 
 # The name ``worker.observability`` lifts the run id from (see ``lift_run_id``).
 log = structlog.get_logger("worker.sync")
@@ -54,6 +55,10 @@ class RunSummary:
     api_calls: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    #: The first records the CRM refused (``RecordError.as_dict``: object_type, id, field, code, message).
+    record_errors: list[dict[str, Any]] = field(default_factory=list)
+    #: A dry run: every record the run would write (``worker.sync.plan.RECORD_COLUMNS``).
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -67,8 +72,12 @@ class _Run:
     run_id: int
     conn_id: int
     version: IcpVersion | None
+    #: No earlier pull of the connection finished: the backlog is flagged (``reengage.flag_backlog``).
+    first_sync: bool
     counts: RunCounts = field(default_factory=RunCounts)
     timings: dict[str, float] = field(default_factory=dict)
+    errors: list[RecordError] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
     def timed(self, name: str, started: float) -> float:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
@@ -93,7 +102,7 @@ def start_run(store: Store, cfg: ConnectionConfig, kind: str, now: datetime, tas
         )
         s.add(run)
         s.flush()
-        return _Run(run.id, conn.id, version)
+        return _Run(run.id, conn.id, version, is_first_sync(s, conn.id, before=run.id))
 
 
 def close_abandoned_runs(store: Store, connection: str) -> int:
@@ -151,10 +160,14 @@ def run_phases(
     kind: str,
     now: datetime,
     progress: ProgressFn | None,
+    dry_run: bool = False,
     score: bool = True,
 ) -> RunStatus:
     """Pull (unless re-evaluating), score, write, follow-up tasks; the run's status when all went.
-    ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written)."""
+
+    ``score=False``: pull and snapshot only (no ICP needed, nothing scored or written). A dry run pulls
+    (the snapshots are kept, still to be scored) and plans what the run would write instead of scoring
+    and writing: no fit, flag or history changes, nothing sent to the CRM."""
     if not score:
         t = time.perf_counter()
         pull_objects(store, run.conn_id, cfg, connector, ordered(cfg.objects), full=kind == RunKind.FULL,
@@ -164,8 +177,7 @@ def run_phases(
     if run.version is None:
         raise NoIcpError(NO_ICP)
     spec = spec_of(run.version)
-    policy = policy_for(cfg, spec, run.version.number)
-    ctx = ScoringContext(run.conn_id, cfg, policy, Scorer(spec), now, run.run_id)
+    policy = policy_for(cfg, spec, run.version.number, first_sync=run.first_sync)
     counts = run.counts
     if kind != RunKind.REEVALUATE:
         check_owned_fields(cfg, connector, policy)
@@ -174,11 +186,23 @@ def run_phases(
                      now=now, counts=counts, progress=progress, run_id=run.run_id)  # fmt: skip
         run.timed("pull", t)
     t = time.perf_counter()
+    if dry_run:
+        with store.session() as s:
+            run.records = [
+                record_row(cfg.name, p)
+                for p in plan(s, run.conn_id, policy, Scorer(spec), now)
+                if p.must_write
+            ]
+        run.timed("plan", t)
+        return RunStatus.SUCCEEDED
+    if isinstance(connector, RunAware):
+        connector.start_run(run.run_id)
+    ctx = ScoringContext(run.conn_id, cfg, policy, Scorer(spec), now, run.run_id)
     for obj in policy.objects:
         score_object(store, ctx, obj, counts, progress)
     t = run.timed("score", t)
     for obj in policy.objects:
-        write_object(store, run.conn_id, obj, connector, counts, now, progress)
+        write_object(store, run.conn_id, obj, connector, counts, now, progress, run.errors)
     t = run.timed("write", t)
     if cfg.reengage.create_tasks:
         create_followups(store, run.conn_id, cfg, connector, counts, now)
@@ -195,11 +219,13 @@ def run_sync(
     now: datetime | None = None,
     progress: ProgressFn | None = None,
     task_id: str | None = None,
+    dry_run: bool = False,
     score: bool = True,
 ) -> RunSummary:
     """One run for one connection. ``kind``: ``incremental``, ``full`` or ``reevaluate`` (no pull:
-    re-score from snapshots under the latest ICP and write what changed). ``score=False``: pull and
-    snapshot only, no ICP needed (the history ``icp derive`` reads).
+    re-score from snapshots under the latest ICP and write what changed). ``dry_run``: pull, then
+    report in ``RunSummary.records`` what the run would write; the run is recorded as ``dry_run``.
+    ``score=False``: pull and snapshot only, no ICP needed (the history ``icp derive`` reads).
 
     A daily quota reached ends the run cleanly (status ``quota_reserved`` / ``quota_exceeded``) and the
     next run resumes from its cursor. Other connector errors fail the run and are re-raised.
@@ -209,15 +235,16 @@ def run_sync(
     if not score and kind == RunKind.REEVALUATE:
         raise ValueError("a re-evaluation without scoring does nothing")
     now = now or utcnow()
-    run = start_run(store, cfg, kind, now, task_id)
-    summary = RunSummary(run_id=run.run_id, connection=cfg.name, kind=kind, status=RunStatus.RUNNING)
+    recorded = RunKind.DRY_RUN if dry_run else kind
+    run = start_run(store, cfg, recorded, now, task_id)
+    summary = RunSummary(run_id=run.run_id, connection=cfg.name, kind=recorded, status=RunStatus.RUNNING)
     clock = time.perf_counter()
-    bound = log.bind(run_id=run.run_id, connection=cfg.name, kind=kind)
+    bound = log.bind(run_id=run.run_id, connection=cfg.name, kind=recorded)
     # Every log line of this run (connectors, SDKs) carries its id.
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     bound.info("run.started", icp_version=run.version.number if run.version else None)
     try:
-        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, score)
+        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, dry_run, score)
     except QuotaExceededError as exc:
         summary.status = RunStatus.QUOTA_RESERVED if exc.reserved else RunStatus.QUOTA_EXCEEDED
         summary.error = str(exc)
@@ -233,6 +260,8 @@ def run_sync(
     finally:
         run.timings["total"] = round(time.perf_counter() - clock, 3)
         summary.counts, summary.timings = run.counts.as_dict(), run.timings
+        summary.record_errors = [e.as_dict() for e in run.errors]
+        summary.records = run.records
         try:
             summary.api_calls = connector.usage().as_dict()
         except Exception:  # noqa: BLE001 - usage is informative; never mask the run's own outcome

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,22 @@ from worker.sync.tables import FIT, ProgressFn
 
 #: Pending fits read per query in the write phase (then sent in the connector's batch size).
 WRITE_READ_CHUNK = 2000
+#: Record errors a run keeps for its report (the store keeps every failed record's last error).
+MAX_RECORD_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """A record the CRM refused in this run: which one, which field (when the CRM says), its message."""
+
+    object_type: str
+    id: str
+    field: str | None
+    code: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
 
 
 def write_object(
@@ -31,6 +48,7 @@ def write_object(
     counts: RunCounts,
     now: datetime,
     progress: ProgressFn | None,
+    errors: list[RecordError] | None = None,
 ) -> None:
     """Send every pending (or previously failed) record once, in the connector's batch size.
 
@@ -38,14 +56,15 @@ def write_object(
     and not tried again in this run. A connector that keeps requests in flight
     (``records_per_write_call``) gets its next call while this thread commits the answers of the one
     before, so the CRM's rate is not left idle during our own work (a crash re-sends at most those two
-    calls' records: updates are idempotent).
+    calls' records: updates are idempotent). The first ``MAX_RECORD_ERRORS`` refusals of the run are
+    kept in ``errors``.
     """
     per_call = int(getattr(connector, "records_per_write_call", 0) or 0)
     batch = max(1, per_call or int(connector.write_batch_size))
     chunks = _pending_chunks(store, conn_id, object_type, batch)
     if not per_call:
         for rows in chunks:
-            write_batch(store, object_type, connector, rows, counts, now)
+            write_batch(store, object_type, connector, rows, counts, now, errors)
             if progress:
                 progress(f"write:{object_type}", len(rows))
         return
@@ -54,10 +73,10 @@ def write_object(
         for rows in chunks:
             sent = (rows, ahead.submit(connector.write, object_type, _updates(rows)))
             if in_flight is not None:
-                _settle(store, in_flight, counts, now, object_type, progress)
+                _settle(store, in_flight, counts, now, object_type, progress, errors)
             in_flight = sent
         if in_flight is not None:
-            _settle(store, in_flight, counts, now, object_type, progress)
+            _settle(store, in_flight, counts, now, object_type, progress, errors)
 
 
 def _settle(
@@ -67,9 +86,10 @@ def _settle(
     now: datetime,
     object_type: ObjectType,
     progress: ProgressFn | None,
+    errors: list[RecordError] | None,
 ) -> None:
     rows, answer = in_flight
-    store_results(store, rows, answer.result(), counts, now)
+    store_results(store, rows, answer.result(), counts, now, object_type, errors)
     if progress:
         progress(f"write:{object_type}", len(rows))
 
@@ -122,16 +142,23 @@ def write_batch(
     rows: Sequence[Any],
     counts: RunCounts,
     now: datetime,
+    errors: list[RecordError] | None = None,
 ) -> None:
     """One write request and its per-record results, committed as soon as the CRM answers."""
-    store_results(store, rows, connector.write(object_type, _updates(rows)), counts, now)
+    store_results(store, rows, connector.write(object_type, _updates(rows)), counts, now, object_type, errors)
 
 
 def store_results(
-    store: Store, rows: Sequence[Any], results: Sequence[WriteResult], counts: RunCounts, now: datetime
+    store: Store,
+    rows: Sequence[Any],
+    results: Sequence[WriteResult],
+    counts: RunCounts,
+    now: datetime,
+    object_type: str = "",
+    errors: list[RecordError] | None = None,
 ) -> None:
     """Commit the CRM's answer for ``rows``: written values for the records that landed, the CRM's error
-    (and one more attempt) for the rest."""
+    (and one more attempt) for the rest; the first ``MAX_RECORD_ERRORS`` refusals go into ``errors``."""
     by_id = {r.external_id: r for r in results}
     ok_rows: list[dict[str, Any]] = []
     failed_rows: list[tuple[int, str]] = []
@@ -150,6 +177,16 @@ def store_results(
         else:
             error = "no result from the CRM" if res is None else f"{res.error_code}: {res.error_message}"
             failed_rows.append((snapshot_id, error[:2000]))
+            if errors is not None and len(errors) < MAX_RECORD_ERRORS:
+                errors.append(
+                    RecordError(
+                        object_type,
+                        ext,
+                        res.field if res is not None else None,
+                        res.error_code if res is not None else None,
+                        (res.error_message or "") if res is not None else "no result from the CRM",
+                    )
+                )
     with store.session() as s:
         if ok_rows:
             s.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), ok_rows)
