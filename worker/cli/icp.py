@@ -131,7 +131,7 @@ def preview(
     results = []
     with store.session() as s:
         current = latest_icp(s)
-        number = (current.number + 1) if current else 1
+        number = versions.next_number(s)  # held and rejected versions keep their numbers
         names = [connection] if connection else [c.name for c in STATE.config().connections]
         for name in names:
             cfg = STATE.connection(name)

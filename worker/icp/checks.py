@@ -355,12 +355,13 @@ def data_warnings(
                 )
     if profile.insufficient:
         share = profile.insufficient / profile.records
+        shown = f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
         warnings.append(
             SpecError(
                 filename,
                 coverage_line,
                 "min_coverage",
-                f"{profile.insufficient:,} of {profile.records:,} records ({share:.0%}) would be "
+                f"{profile.insufficient:,} of {profile.records:,} records ({shown}) would be "
                 f"insufficient_data (less than {min_coverage:.0%} of the weight has data)",
             )
         )
