@@ -159,6 +159,18 @@ def _grant_edit(
     sleep: Callable[[float], None],
     attempts: int,
 ) -> None:
+    """Edit access to the owned fields through one permission set, assigned to the integration user."""
+    set_id = _ensure_permission_set(client, name, sleep=sleep, attempts=attempts)
+    to_create, to_update = _field_permission_changes(client, set_id, sobjects, owned)
+    _save_field_permissions(client, to_create, to_update)
+    if to_create or to_update:
+        log.info("permission set %s: granted edit on %d fields", name, len(to_create) + len(to_update))
+    _assign_permission_set(client, set_id, name, sleep=sleep, attempts=attempts)
+
+
+def _ensure_permission_set(
+    client: SalesforceClient, name: str, *, sleep: Callable[[float], None], attempts: int
+) -> str:
     def find_set() -> str | None:
         rows = _query_all(client, format_soql("SELECT Id FROM PermissionSet WHERE Name = {}", name))
         return rows[0]["Id"] if rows else None
@@ -174,7 +186,13 @@ def _grant_edit(
             client, "sobjects/PermissionSet", body, find_set, attempts=attempts, sleep=sleep
         )
         log.info("created permission set %s", name)
+    return set_id
 
+
+def _field_permission_changes(
+    client: SalesforceClient, set_id: str, sobjects: Sequence[str], owned: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The FieldPermissions rows to create, and those to update to read and edit."""
     rows = _query_all(
         client,
         format_soql(
@@ -210,6 +228,12 @@ def _grant_edit(
                         "PermissionsEdit": True,
                     }
                 )
+    return to_create, to_update
+
+
+def _save_field_permissions(
+    client: SalesforceClient, to_create: list[dict[str, Any]], to_update: list[dict[str, Any]]
+) -> None:
     # Both are idempotent enough to retry: a duplicate FieldPermissions row is refused per record.
     for method, records in (("POST", to_create), ("PATCH", to_update)):
         for start in range(0, len(records), 200):
@@ -233,9 +257,11 @@ def _grant_edit(
                     )
             if problems:
                 raise PermanentError("granting field access failed: " + "; ".join(problems))
-    if to_create or to_update:
-        log.info("permission set %s: granted edit on %d fields", name, len(to_create) + len(to_update))
 
+
+def _assign_permission_set(
+    client: SalesforceClient, set_id: str, name: str, *, sleep: Callable[[float], None], attempts: int
+) -> None:
     user_id = _integration_user_id(client)
 
     def find_assignment() -> str | None:

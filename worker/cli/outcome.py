@@ -10,22 +10,13 @@ from typing import Any
 
 import typer
 
-from connectors.files.cells import escape_formula
 from worker.cli.common import UserError, err
 from worker.store.states import RunStatus
 from worker.sync import RunSummary
-from worker.sync.plan import RECORD_COLUMNS
+from worker.sync.plan import RECORD_COLUMNS, record_cells
 
 #: Record errors printed per run (the run keeps the first ``worker.sync.write.MAX_RECORD_ERRORS``).
 SHOWN_ERRORS = 5
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return escape_formula(str(value))
 
 
 def write_records(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -37,7 +28,7 @@ def write_records(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
             writer = csv.writer(handle, lineterminator="\r\n")
             writer.writerow(RECORD_COLUMNS)
             for row in rows:
-                writer.writerow([_cell(row.get(column)) for column in RECORD_COLUMNS])
+                writer.writerow(record_cells(row))
                 n += 1
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -16,8 +16,8 @@ from worker.icp.backtest import BacktestReport, backtest
 from worker.icp.hold import ConnectionImpact as HoldImpact
 from worker.icp.hold import impact_of
 from worker.icp.model import IcpSpec
-from worker.icp.preview import ConnectionPreview, Planned, preview_connection, tier_order
-from worker.icp.publishing import _limits as hold_limits
+from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
+from worker.icp.publishing import hold_limits
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import IcpValidationError
 from worker.icp.validation import check_text
@@ -25,15 +25,11 @@ from worker.icp.versions import latest_icp, next_number, spec_of
 from worker.settings import get_settings
 from worker.store.history import load_history
 from worker.store.models import Connection
+from worker.sync.plan import record_row
 
 FILENAME = "draft.yaml"
 #: Records a publish would write, shown on the preview page per connection (the CSV has them all).
 SAMPLE_ROWS = 12
-#: Columns of the records CSV (those of ``icp preview --records``).
-ROW_COLUMNS = (
-    "connection", "object_type", "id", "name", "fit_score_before", "fit_score_after", "fit_tier_before",
-    "fit_tier_after", "reengage_before", "reengage_after", "reason",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,24 +108,6 @@ class BacktestPair:
         return [
             {"tier": n, "current": self.current.tier(n), "proposed": self.proposed.tier(n)} for n in names
         ]
-
-
-def record_row(connection: str, record: Planned) -> dict[str, Any]:
-    """One record a publish would write: what the CRM holds and what it would hold."""
-    before, after = record.before or {}, record.after
-    return {
-        "connection": connection,
-        "object_type": record.object_type,
-        "id": record.external_id,
-        "name": record.name or "",
-        "fit_score_before": before.get("fit_score", ""),
-        "fit_score_after": after.get("fit_score", ""),
-        "fit_tier_before": before.get("fit_tier", ""),
-        "fit_tier_after": after.get("fit_tier", ""),
-        "reengage_before": before.get("reengage_flag", ""),
-        "reengage_after": after.get("reengage_flag", ""),
-        "reason": after.get("reengage_reason") or after.get("fit_reasons", ""),
-    }
 
 
 @dataclass

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ACCOUNT_COLUMNS = [
     "Id",
@@ -251,24 +252,7 @@ def write_sample_crm(
                 + (0.25 if country in ("US", "CA") else 0.05 if country in ("GB", "DE") else 0.0)
             )
             win_rate = 0.08 + 0.72 * fit
-            opps = []
-            for k in range(rng.choice([0, 0, 1, 1, 1, 2, 2, 3])):
-                closed = rng.random() < 0.8
-                won = closed and rng.random() < win_rate
-                close = (
-                    today - timedelta(days=rng.randint(-60, 900))
-                    if not closed
-                    else today - timedelta(days=rng.randint(1, 900))
-                )
-                stage = (
-                    ("Closed Won" if won else "Closed Lost")
-                    if closed
-                    else rng.choice(
-                        ["Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review"]
-                    )
-                )
-                amount = round((employees or 100) * rng.uniform(20, 120), -2)
-                opps.append((f"006{i:010d}{k:02d}", stage, closed, won, amount, close))
+            opps = _opportunities(rng, i, employees, win_rate, today)
             is_customer = any(o[3] for o in opps)
             wa.writerow(
                 [
@@ -302,30 +286,61 @@ def write_sample_crm(
                     ]
                 )
                 n_opps += 1
-            for k in range(rng.choice([0, 1, 1, 2, 2, 3, 4])):
-                status = _pick(rng, LEAD_STATUSES)[0]
-                l_industry, l_spell, _ = _pick(rng, INDUSTRIES)
-                l_country, l_cspell, l_states, _ = _pick(rng, COUNTRIES)
-                l_emp, l_emp_text = _employees(rng)
-                wl.writerow(
-                    [
-                        f"00Q{i:010d}{k:02d}",
-                        f"{rng.choice(WORDS)} {rng.choice(SUFFIX)}",
-                        rng.choice(l_spell),
-                        l_emp_text,
-                        _revenue(rng, l_emp),
-                        rng.choice(l_cspell),
-                        rng.choice(l_states),
-                        status,
-                        str(status == "Closed - Converted").lower(),
-                        rng.choice(owners),
-                        _activity(rng, today, 0.45),
-                        stamp,
-                        _stack(rng),
-                    ]
-                )
-                n_leads += 1
+            n_leads += _write_leads(rng, wl, i, owners, today, stamp)
     return SampleCounts(accounts, n_opps, n_leads)
+
+
+def _opportunities(
+    rng: random.Random, i: int, employees: int | None, win_rate: float, today: date
+) -> list[tuple[str, str, bool, bool, float, date]]:
+    """One account's opportunities: (id, stage, closed, won, amount, close date)."""
+    opps = []
+    for k in range(rng.choice([0, 0, 1, 1, 1, 2, 2, 3])):
+        closed = rng.random() < 0.8
+        won = closed and rng.random() < win_rate
+        close = (
+            today - timedelta(days=rng.randint(-60, 900))
+            if not closed
+            else today - timedelta(days=rng.randint(1, 900))
+        )
+        stage = (
+            ("Closed Won" if won else "Closed Lost")
+            if closed
+            else rng.choice(["Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review"])
+        )
+        amount = round((employees or 100) * rng.uniform(20, 120), -2)
+        opps.append((f"006{i:010d}{k:02d}", stage, closed, won, amount, close))
+    return opps
+
+
+def _write_leads(
+    rng: random.Random, writer: Any, i: int, owners: list[str], today: date, stamp: str
+) -> int:
+    """Write the leads of account ``i``'s company; returns how many."""
+    n = rng.choice([0, 1, 1, 2, 2, 3, 4])
+    for k in range(n):
+        status = _pick(rng, LEAD_STATUSES)[0]
+        _l_industry, l_spell, _ = _pick(rng, INDUSTRIES)
+        _l_country, l_cspell, l_states, _ = _pick(rng, COUNTRIES)
+        l_emp, l_emp_text = _employees(rng)
+        writer.writerow(
+            [
+                f"00Q{i:010d}{k:02d}",
+                f"{rng.choice(WORDS)} {rng.choice(SUFFIX)}",
+                rng.choice(l_spell),
+                l_emp_text,
+                _revenue(rng, l_emp),
+                rng.choice(l_cspell),
+                rng.choice(l_states),
+                status,
+                str(status == "Closed - Converted").lower(),
+                rng.choice(owners),
+                _activity(rng, today, 0.45),
+                stamp,
+                _stack(rng),
+            ]
+        )
+    return n
 
 
 def touch_sample_crm(folder: Path, *, share: float = 0.01, seed: int = 11, modified_at: datetime) -> int:

@@ -102,7 +102,7 @@ class Outcome:
 # --------------------------------------------------------------------------------------------- impact
 
 
-def _limits(cfg: ConnectionConfig, settings: Settings) -> tuple[float, int | None]:
+def hold_limits(cfg: ConnectionConfig, settings: Settings) -> tuple[float, int | None]:
     hold = getattr(cfg, "hold", None)
     share = hold.share if hold is not None and hold.share is not None else settings.icp_hold_share
     writes = hold.writes if hold is not None and hold.writes is not None else settings.icp_hold_writes
@@ -124,7 +124,7 @@ def compute_impact(
         if conn is None:
             continue
         preview = preview_connection(session, conn, cfg, spec, number, now, 5)
-        share, writes = _limits(cfg, settings)
+        share, writes = hold_limits(cfg, settings)
         impacts.append(
             impact_of(
                 cfg.name,

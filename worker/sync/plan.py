@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.files.cells import escape_formula
 from worker.evaluate import Carried, Evaluation, Policy
 from worker.icp.scoring import Scorer
 from worker.store.models import RecordFit, RecordSnapshot
@@ -163,3 +164,18 @@ def record_row(connection: str, record: Planned) -> dict[str, Any]:
         "reengage_after": record.after.get("reengage_flag"),
         "reason": write_reason(record),
     }
+
+
+def record_cells(row: Mapping[str, Any]) -> list[str]:
+    """One row of the records CSV in ``RECORD_COLUMNS`` order: blank for none, ``true``/``false``,
+    and cells a spreadsheet would run as formulas escaped (names come from the CRM)."""
+    cells = []
+    for column in RECORD_COLUMNS:
+        value = row.get(column)
+        if value is None:
+            cells.append("")
+        elif isinstance(value, bool):
+            cells.append("true" if value else "false")
+        else:
+            cells.append(escape_formula(str(value)))
+    return cells

@@ -16,6 +16,7 @@ from worker.console.auth import SignedIn
 from worker.console.http import MAX_FORM_BYTES, action, bad_request, console_of, form_text, render, view
 from worker.icp.spec import IcpValidationError
 from worker.icp.versions import latest_icp
+from worker.sync.plan import RECORD_COLUMNS, record_cells
 
 
 def _check(request: Request, text: str) -> drafts.DraftCheck:
@@ -84,9 +85,9 @@ def draft_records(request: Request, user: SignedIn, form: FormData) -> Response:
     with c.store.session() as s:
         rows = drafts.record_rows(s, c.config(), check.spec)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=drafts.ROW_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(RECORD_COLUMNS)
+    writer.writerows(record_cells(row) for row in rows)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     return Response(
         buf.getvalue(),

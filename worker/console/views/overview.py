@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from connectors.files.cells import escape_formula
 from worker import quality
 from worker.console import actions, charts, data
 from worker.console.auth import SignedIn
@@ -141,8 +142,7 @@ def _csv_lines(request: Request, f: data.FlagFilter) -> Iterator[str]:
         for flag, conn, name in data.iter_flags(s, f):
             buf.seek(0)
             buf.truncate()
-            writer.writerow(
-                [
+            cells = [
                     conn,
                     flag.object_type,
                     flag.external_id,
@@ -157,8 +157,8 @@ def _csv_lines(request: Request, f: data.FlagFilter) -> Iterator[str]:
                     flag.raised_at.isoformat(),
                     flag.task_status,
                     flag.clear_reason or "",
-                ]  # fmt: skip
-            )
+            ]  # fmt: skip
+            writer.writerow([escape_formula(str(c)) for c in cells])
             yield buf.getvalue()
 
 
