@@ -119,7 +119,12 @@ class ConnectionImpact:
     hold: HoldImpact
 
     def sample(self) -> list[dict[str, Any]]:
-        return [record_row(self.preview.connection, r) for r in self.preview.rows[:SAMPLE_ROWS]]
+        """The first records a publish would write (the dry run's rows), with the text the CRM would show."""
+        return [
+            record_row(self.preview.connection, r)
+            | {"crm_text": r.after.get("reengage_reason") or r.after.get("fit_reasons") or ""}
+            for r in self.preview.rows[:SAMPLE_ROWS]
+        ]
 
     @property
     def changed(self) -> int:
