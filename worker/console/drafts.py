@@ -14,10 +14,9 @@ from worker.config import ConnectionConfig, WorkerConfig
 from worker.console import charts
 from worker.icp.backtest import BacktestReport, backtest
 from worker.icp.hold import ConnectionImpact as HoldImpact
-from worker.icp.hold import impact_of
 from worker.icp.model import IcpSpec
 from worker.icp.preview import ConnectionPreview, preview_connection, tier_order
-from worker.icp.publishing import hold_limits
+from worker.icp.publishing import impact_of_preview
 from worker.icp.revisions import diff_specs
 from worker.icp.spec import IcpValidationError
 from worker.icp.validation import check_text
@@ -175,10 +174,7 @@ def preview_draft(
             t for t in tiers if any(p.transitions.get((t, b)) or p.transitions.get((b, t)) for b in tiers)
         ]
         title = f"{cfg.name}: current tier → proposed tier"
-        share, writes = hold_limits(cfg, settings)
-        hold = impact_of(
-            cfg.name, p.transitions, sum(p.to_write.values()), hold_share=share, hold_writes=writes
-        )
+        hold = impact_of_preview(cfg, p, settings)
         heatmap = charts.transition_heatmap(tiers, p.matrix(tiers), title=title)
         impacts.append(ConnectionImpact(p, tiers, heatmap, hold))
         if current is not None:

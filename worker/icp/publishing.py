@@ -124,18 +124,19 @@ def compute_impact(
         if conn is None:
             continue
         preview = preview_connection(session, conn, cfg, spec, number, now, 5)
-        share, writes = hold_limits(cfg, settings)
-        impacts.append(
-            impact_of(
-                cfg.name,
-                preview.transitions,
-                sum(preview.to_write.values()),
-                hold_share=share,
-                hold_writes=writes,
-            )
-        )
+        impacts.append(impact_of_preview(cfg, preview, settings))
         previews.append(preview)
     return impacts, previews
+
+
+def impact_of_preview(
+    cfg: ConnectionConfig, preview: ConnectionPreview, settings: Settings
+) -> ConnectionImpact:
+    """The hold's view of one connection's preview, under that connection's hold limits."""
+    share, writes = hold_limits(cfg, settings)
+    return impact_of(
+        cfg.name, preview.transitions, sum(preview.to_write.values()), hold_share=share, hold_writes=writes
+    )
 
 
 # --------------------------------------------------------------------------------------------- storing
