@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from worker.cli.app import app
+from tests.cli import run_cli
 from worker.demo.sample_crm import write_sample_crm
 from worker.settings import get_settings
 from worker.store.db import _store_for
@@ -41,9 +40,7 @@ def env(tmp_path, monkeypatch):
 
 
 def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, result.output + (str(result.exception) if result.exception else "")
-    return result
+    return run_cli(*args, code=code, traceback=True)
 
 
 def test_demo_runs_with_no_configuration(tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from typer.testing import CliRunner
 
+from tests.cli import run_cli as run
 from worker.cli.app import app
 from worker.demo.sample_crm import write_sample_crm
 from worker.settings import get_settings
@@ -32,13 +32,6 @@ def env(tmp_path, monkeypatch):
     yield tmp_path
     get_settings.cache_clear()
     _store_for.cache_clear()
-
-
-def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, result.output + repr(result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
 # ------------------------------------------------------------------------------------------------ score

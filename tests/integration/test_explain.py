@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
-from typer.testing import CliRunner
 
-from worker.cli.app import app
+from tests.cli import run_cli
 from worker.icp.moves import tier_rank
 from worker.icp.reasons import fmt_points
 from worker.icp.scoring import Scorer
@@ -28,9 +27,7 @@ V2 = parse_icp((resources.files("worker.demo") / "icp_v2.yaml").read_text("utf-8
 
 
 def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, result.output + (str(result.exception) if result.exception else "")
-    return result
+    return run_cli(*args, code=code, traceback=True)
 
 
 @pytest.fixture(scope="module")

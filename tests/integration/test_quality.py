@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from worker.cli.app import app
+from tests.cli import run_cli as run
 from worker.settings import get_settings
 from worker.store.db import _store_for
 from worker.store.models import RecordFit, RecordSnapshot, RunWarning
@@ -50,13 +49,6 @@ def env(tmp_path, monkeypatch):
     yield tmp_path
     get_settings.cache_clear()
     _store_for.cache_clear()
-
-
-def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, result.output + repr(result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
 def synced(env) -> str:
