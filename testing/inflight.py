@@ -15,6 +15,10 @@ request pass and ends the held ones: each is closed unanswered (an ``unapplied``
 out). ``sent`` lists ``(fate, record ids)`` of every matching request, ``ids`` telling how to read the
 record ids from a request body.
 
+``Overlap(fake, match=..., hold=...)`` only counts: each matching request spends ``hold`` seconds inside
+the fake (server time), and ``max_in_flight`` is the most that were inside at once, so a test can tell
+that a connector kept several requests of a kind in flight while faults hit them.
+
 ``routed_session(port)`` is a ``requests.Session`` sending every https://*.salesforce.com request to a
 fake Salesforce listening on ``127.0.0.1:port`` (what ``FakeSalesforce.session()`` does in-process),
 for a worker running in another process: see ``testing.inflight_cli``.
@@ -30,7 +34,7 @@ from typing import Any
 
 import requests
 
-__all__ = ["HELD_TIMEOUT", "WriteGate", "routed_session"]
+__all__ = ["HELD_TIMEOUT", "Overlap", "WriteGate", "routed_session"]
 
 #: Longest a request is held (seconds): a test that forgets ``open()`` does not hang the fake.
 HELD_TIMEOUT = 60.0
@@ -113,6 +117,36 @@ class WriteGate:
     def ids(self, *fates: str) -> set[str]:
         """Record ids of the requests that met one of ``fates`` (all of them when none is given)."""
         return {i for fate, ids in self.sent if not fates or fate in fates for i in ids}
+
+
+class Overlap:
+    """Counts a fake CRM's matching requests in flight at once (see the module docstring)."""
+
+    def __init__(self, fake: Any, *, match: Match, hold: float = 0.02) -> None:
+        self.fake = fake
+        self.match = match
+        self.hold = hold
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.seen = 0
+        self._lock = threading.Lock()
+        self._attr = "handle" if hasattr(fake, "handle") else "dispatch"
+        self._inner = getattr(fake, self._attr)
+        setattr(fake, self._attr, self._entry)
+
+    def _entry(self, method: str, target: str, headers: Any, body: bytes) -> Any:
+        if not self.match(method, target.split("?", 1)[0]):
+            return self._inner(method, target, headers, body)
+        with self._lock:
+            self.seen += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.hold)
+            return self._inner(method, target, headers, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
 
 def routed_session(port: int, login_host: str | None = None) -> requests.Session:

@@ -21,6 +21,8 @@ No Redis or PostgreSQL: the CLI's embedded default (a file lock, SQLite).
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import signal
@@ -30,20 +32,28 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from connectors.base import OBJECT_TYPES, OWNED_API_NAMES
-from testing.hubspot import FakeHubSpot, connector_for
+from connectors.registry import build_connector
+from connectors.salesforce import SalesforceConnector
+from connectors.salesforce.options import parse_options
+from testing.hubspot import FakeClock, FakeHubSpot, connector_for
 from testing.hubspot_seed import seed_hubspot
-from testing.inflight import WriteGate
+from testing.inflight import Match, Overlap, WriteGate
+from testing.salesforce import FakeSalesforce
+from testing.salesforce import Fault as SfFault
+from testing.salesforce_seed import seed_salesforce
 from worker.config import parse_config
 from worker.demo.sample_crm import DEMO_SYNONYMS
-from worker.jobs import publish_file, sync_connection
+from worker.jobs import publish_file
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, SyncRun
+from worker.sync import RunSummary, run_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -106,6 +116,9 @@ class Site:
         self.config_path.write_text(json.dumps({"connections": [connection]}, indent=2), encoding="utf-8")
         self.cfg = parse_config(self.config_path.read_text(encoding="utf-8")).get(connection["name"])
         self.secrets = dict(env)
+        # Salesforce: the same CLI, its HTTP routed to the fake (the org's hosts are *.salesforce.com).
+        via_fake = connection["crm"] == "salesforce"
+        self.argv = [sys.executable, "-m", "testing.inflight_cli"] if via_fake else [str(BIN / "icp-worker")]
         self.workers: list[Worker] = []
         store = self.store()
         try:
@@ -116,28 +129,21 @@ class Site:
     def store(self) -> Store:
         return Store(f"sqlite:///{self.db}")
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in OURS}
         env.update(self.secrets)
         env.update(PYTHONPATH=str(ROOT), DATABASE_URL=f"sqlite:///{self.db}", ICP_WORKER_NO_PROGRESS="1")
         env.update(ICP_WORKER_CONFIG=str(self.config_path), ICP_WORKER_HOME=str(self.tmp / "home"))
-        env.update(extra)
         return env
 
-    @staticmethod
-    def argv(via_fake_salesforce: bool) -> list[str]:
-        if via_fake_salesforce:
-            return [sys.executable, "-m", "testing.inflight_cli"]
-        return [str(BIN / "icp-worker")]
-
-    def start(self, *args: str, name: str, via_fake_salesforce: bool = False, **extra: str) -> Worker:
-        worker = Worker(self.tmp, [*self.argv(via_fake_salesforce), *args], self.env(**extra), name)
+    def start(self, *args: str, name: str) -> Worker:
+        worker = Worker(self.tmp, [*self.argv, *args], self.env(), name)
         self.workers.append(worker)
         return worker
 
-    def run(self, *args: str, via_fake_salesforce: bool = False, **extra: str) -> list[dict[str, Any]]:
-        done = subprocess.run([*self.argv(via_fake_salesforce), *args, "--json"], cwd=self.tmp,
-                              env=self.env(**extra), capture_output=True, text=True, timeout=120)  # fmt: skip
+    def run(self, *args: str) -> list[dict[str, Any]]:
+        done = subprocess.run([*self.argv, *args, "--json"], cwd=self.tmp, env=self.env(),
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
         assert done.returncode == 0, f"icp-worker {' '.join(args)}: {done.stdout}\n{done.stderr}"
         summaries: list[dict[str, Any]] = json.loads(done.stdout)
         return summaries
@@ -208,18 +214,84 @@ class OwnedSpec:
         return {k: v for k, v in record.items() if k not in self.owned and k not in self.stamps}
 
 
-def assert_resent_only_what_was_in_flight(gate: WriteGate, killed_at: int, ok_at_kill: set[str],
-                                          per_call: int) -> None:  # fmt: skip
-    """No record committed as written before the kill is sent again; every one sent but not committed
-    is; no record goes out more than twice; what goes out twice fits in the two write calls the sync
-    keeps in flight."""
-    before = {i for _, ids in gate.sent[:killed_at] for i in ids}
-    after = {i for _, ids in gate.sent[killed_at:] for i in ids}
+def reference_run(tmp: Path, connection: dict[str, Any], env: Mapping[str, str], connector: Any) -> None:
+    """The same full sync, uninterrupted, in this process (on an identical CRM)."""
+    (tmp / "reference").mkdir()
+    store = Site(tmp / "reference", connection, env).store()
+    try:
+        summary = run_sync(store, parse_config(json.dumps({"connections": [connection]})).get("acme"),
+                           connector, kind="full")  # fmt: skip
+        assert summary.status == "succeeded", summary.error
+    finally:
+        connector.close()
+        store.dispose()
+
+
+@dataclass
+class Killed:
+    """What the killed run left: the records the store had committed as written, and how many write
+    requests (or jobs) the CRM had seen."""
+
+    ok: set[str]
+    sent: int
+
+
+def kill_mid_write(s: Site, gate: WriteGate, in_flight: int, sent: Callable[[], int]) -> Killed:
+    """Start a full sync, SIGKILL it once ``in_flight`` write requests are held, then end them."""
+    doomed = s.start("sync", "--connection", "acme", "--full", name="doomed")
+    wait_for(lambda: doomed.alive() and gate.held >= in_flight, 60, f"{in_flight} write request(s) in flight")
+    doomed.kill()
+    killed = Killed(set(), sent())
+    store = s.store()
+    try:
+        killed.ok = {ext for (_, ext), (status, _, _) in store_state(store).items() if status == "ok"}
+    finally:
+        store.dispose()
+    gate.open()
+    wait_for(lambda: gate.held == 0, 30, "the held requests to end")
+    assert gate.max_held == in_flight
+    return killed
+
+
+def resume(s: Site, total: int) -> None:
+    """The next (incremental) sync runs to the end and leaves every record written."""
+    (summary,) = s.run("sync", "--connection", "acme")
+    assert summary["status"] == "succeeded", summary
+    store = s.store()
+    try:
+        assert_killed_run_resumed(store, total)
+    finally:
+        store.dispose()
+
+
+def assert_resent_only_what_was_in_flight(sent: list[list[str]], killed: Killed, per_call: int) -> None:
+    """``sent``: the record ids of every write request (or job), in order. No record committed as written
+    before the kill is sent again; every one sent but not committed is; none goes out more than twice;
+    what goes out twice fits in the two write calls the sync keeps in flight."""
+    before = {i for ids in sent[: killed.sent] for i in ids}
+    after = {i for ids in sent[killed.sent :] for i in ids}
     assert after, "the second run sent nothing"
-    assert not after & ok_at_kill, "a record the store had as written was sent again"
-    assert before - ok_at_kill <= after, "a record sent but not committed was never sent again"
-    assert max(Counter(i for _, ids in gate.sent for i in ids).values()) <= 2
+    assert not after & killed.ok, "a record the store had as written was sent again"
+    assert before - killed.ok <= after, "a record sent but not committed was never sent again"
+    assert max(Counter(i for ids in sent for i in ids).values()) <= 2
     assert len(before & after) <= 2 * per_call
+
+
+def assert_same_crm(got: Crm, ref: Crm, seeded: Crm, spec: OwnedSpec) -> None:
+    """Same records as the reference, each with the reference's owned values (and a ``scored_at``), every
+    other field as seeded; the same follow-up tasks (by subject: their ids depend on creation order)."""
+    for obj, records in ref.items():
+        if obj == spec.tasks:
+            assert Counter(r.get(spec.task_subject) for r in got[obj].values()) == Counter(
+                r.get(spec.task_subject) for r in records.values()
+            )
+            continue
+        assert set(got[obj]) == set(records), f"{obj}: records missing or added"
+        for rid, want in records.items():
+            have, was = got[obj][rid], seeded[obj][rid]
+            assert spec.owned_values(have) == spec.owned_values(want), (obj, rid)
+            assert have.get(spec.clock) not in (None, ""), (obj, rid)
+            assert spec.other_values(have) == spec.other_values(was), (obj, rid)
 
 
 # ------------------------------------------------------------------------------------------ HubSpot
@@ -253,44 +325,17 @@ def hubspot_connection(fake: FakeHubSpot) -> dict[str, Any]:
             "industry_synonyms": dict(DEMO_SYNONYMS)}  # fmt: skip
 
 
-def hubspot_reference(tmp: Path, accounts: int) -> dict[str, dict[str, dict[str, str]]]:
-    """The same sync of an identical portal, uninterrupted, in this process."""
-    fake = hubspot_fake(accounts)
-    try:
-        env = {"ACME_HUBSPOT_ACCESS_TOKEN": fake.private_token}
-        (tmp / "reference").mkdir()
-        ref = Site(tmp / "reference", hubspot_connection(fake), env)
-        store = ref.store()
-        try:
-            summary = sync_connection(store, ref.cfg, kind="full", env=env)
-            assert summary.status == "succeeded", summary.error
-        finally:
-            store.dispose()
-        return hubspot_records(fake)
-    finally:
-        fake.stop()
-
-
-def assert_same_crm(got: Crm, ref: Crm, seeded: Crm, spec: OwnedSpec) -> None:
-    """Same records as the reference, each with the reference's owned values (and a ``scored_at``), every
-    other field as seeded; the same follow-up tasks (by subject: their ids depend on creation order)."""
-    for obj, records in ref.items():
-        if obj == spec.tasks:
-            assert Counter(r.get(spec.task_subject) for r in got[obj].values()) == Counter(
-                r.get(spec.task_subject) for r in records.values()
-            )
-            continue
-        assert set(got[obj]) == set(records), f"{obj}: records missing or added"
-        for rid, want in records.items():
-            have, was = got[obj][rid], seeded[obj][rid]
-            assert spec.owned_values(have) == spec.owned_values(want), (obj, rid)
-            assert have.get(spec.clock) not in (None, ""), (obj, rid)
-            assert spec.other_values(have) == spec.other_values(was), (obj, rid)
-
-
 def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run(tmp_path):
     accounts = 120  # 120 companies, ~180 deals, ~240 contacts: ~54 batch updates of 10
-    reference = hubspot_reference(tmp_path, accounts)
+    ref_fake = hubspot_fake(accounts)
+    try:
+        env = {"ACME_HUBSPOT_ACCESS_TOKEN": ref_fake.private_token}
+        connection = hubspot_connection(ref_fake)
+        connector = build_connector("hubspot", connection["options"], env_prefix="ACME_", env=env)
+        reference_run(tmp_path, connection, env, connector)
+        reference = hubspot_records(ref_fake)
+    finally:
+        ref_fake.stop()
     fake = hubspot_fake(accounts)
     try:
         seeded = hubspot_records(fake)
@@ -299,30 +344,278 @@ def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run
             fake,
             match=lambda method, path: method == "POST" and path.endswith("/batch/update"),
             ids=lambda body: [str(item["id"]) for item in json.loads(body)["inputs"]],
-            pass_first=17,  # the companies (12 batches) and 5 deal batches answered, then hold
+            pass_first=17,  # the companies (12 batches, committed) and 5 deal batches answered, then hold
         )
-        env = {"ACME_HUBSPOT_ACCESS_TOKEN": fake.private_token}
         with site(tmp_path, hubspot_connection(fake), env) as s:
-            doomed = s.start("sync", "--connection", "acme", "--full", name="doomed")
-            wait_for(lambda: doomed.alive() and gate.held >= HS_IN_FLIGHT, 60, "write requests in flight")
-            doomed.kill()
-            killed_at = len(gate.sent)
-            store = s.store()
-            try:
-                at_kill = store_state(store)
-                ok_at_kill = {ext for (_, ext), (status, _, _) in at_kill.items() if status == "ok"}
-                gate.open()
-                wait_for(lambda: gate.held == 0, 30, "the held requests to end")
-                fates = Counter(fate for fate, _ in gate.sent)
-                assert gate.max_held == HS_IN_FLIGHT and fates["applied"] >= 2 and fates["unapplied"] >= 2
-                assert 0 < len(ok_at_kill) < total, "killed mid-write: some records written, not all"
-
-                (summary,) = s.run("sync", "--connection", "acme")
-                assert summary["status"] == "succeeded", summary
-                assert_killed_run_resumed(store, total)
-            finally:
-                store.dispose()
-        assert_resent_only_what_was_in_flight(gate, killed_at, ok_at_kill, per_call=200)
+            killed = kill_mid_write(s, gate, HS_IN_FLIGHT, lambda: len(gate.sent))
+            fates = Counter(fate for fate, _ in gate.sent)
+            assert fates["applied"] == fates["unapplied"] == HS_IN_FLIGHT // 2
+            assert 0 < len(killed.ok) < total, "killed mid-write: some records written, not all"
+            resume(s, total)
+        assert_resent_only_what_was_in_flight([ids for _, ids in gate.sent], killed, per_call=200)
         assert_same_crm(hubspot_records(fake), reference, seeded, HS_SPEC)
     finally:
         fake.stop()
+
+
+# --------------------------------------------------------------------------------------- Salesforce
+
+SF_OBJECTS = ("Account", "Opportunity", "Lead")
+SF_SPEC = OwnedSpec(frozenset(OWNED_API_NAMES["salesforce"].values()), "ICP_Scored_At__c",
+                    frozenset({"SystemModstamp", "LastModifiedDate"}), "Task", "Subject")  # fmt: skip
+SF_OPTIONS: dict[str, Any] = {
+    "auth": "password",
+    "fields": {"account": {"Tech_Stack__c": "tech_stack"}, "lead": {"Tech_Stack__c": "tech_stack"}},
+    "customer_field": "Type",
+    "retry_wait_initial": 0.0,
+    "retry_wait_max": 0.0,
+    "lock_retry_wait": 0.0,
+}
+
+
+def salesforce_fake(accounts: int) -> FakeSalesforce:
+    fake = FakeSalesforce().start()
+    seed_salesforce(fake, accounts, rng_seed=13)
+    fake.add_owned_fields()
+    fake.latency = 0.02  # real time: the writes overlap
+    return fake
+
+
+def salesforce_records(fake: FakeSalesforce) -> dict[str, dict[str, dict[str, Any]]]:
+    return {obj: {r["Id"]: r for r in fake.records(obj)} for obj in (*SF_OBJECTS, "Task")}
+
+
+def salesforce_connection(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": "acme", "crm": "salesforce", "options": dict(options),
+            "industry_synonyms": dict(DEMO_SYNONYMS)}  # fmt: skip
+
+
+def salesforce_connector(fake: FakeSalesforce, options: Mapping[str, Any]) -> SalesforceConnector:
+    env = fake.env("ACME_", "password")
+    return SalesforceConnector.from_config(dict(options), env_prefix="ACME_", env=env, session=fake.session())
+
+
+def salesforce_env(fake: FakeSalesforce) -> dict[str, str]:
+    """The worker's environment: the org's credentials, and where ``testing.inflight_cli`` finds the fake."""
+    return {**fake.env("ACME_", "password"), "INFLIGHT_SF_PORT": str(fake.port)}
+
+
+def salesforce_reference(tmp: Path, accounts: int, options: Mapping[str, Any]) -> Crm:
+    fake = salesforce_fake(accounts)
+    try:
+        env = fake.env("ACME_", "password")
+        reference_run(tmp, salesforce_connection(options), env, salesforce_connector(fake, options))
+        return salesforce_records(fake)
+    finally:
+        fake.stop()
+
+
+def sf_in_flight(options: Mapping[str, Any]) -> int:
+    """sObject Collections requests the connector keeps in flight (one before it has the option)."""
+    return int(getattr(parse_options(dict(options)), "max_concurrency", 1))
+
+
+def test_salesforce_sync_killed_with_collections_writes_in_flight_ends_as_an_uninterrupted_run(tmp_path):
+    accounts = 450  # 450 accounts, ~700 opportunities, ~900 leads: sObject Collections of 200
+    options = {**SF_OPTIONS, "bulk": False}
+    in_flight = sf_in_flight(options)
+    reference = salesforce_reference(tmp_path, accounts, options)
+    fake = salesforce_fake(accounts)
+    try:
+        seeded = salesforce_records(fake)
+        total = sum(len(seeded[o]) for o in SF_OBJECTS)
+        per_call = getattr(salesforce_connector(fake, options), "records_per_write_call", 0) or 200
+        gate = WriteGate(
+            fake,
+            match=lambda method, path: method == "PATCH" and path.endswith("/composite/sobjects"),
+            ids=lambda body: [str(r["id"]) for r in json.loads(body)["records"]],
+            pass_first=3,  # the accounts (3 requests, committed), then hold the opportunities'
+        )
+        with site(tmp_path, salesforce_connection(options), salesforce_env(fake)) as s:
+            killed = kill_mid_write(s, gate, in_flight, lambda: len(gate.sent))
+            fates = Counter(fate for fate, _ in gate.sent)
+            assert (fates["applied"], fates["unapplied"]) == ((in_flight + 1) // 2, in_flight // 2)
+            assert len(killed.ok) == len(seeded["Account"]), "killed after the accounts were written"
+            resume(s, total)
+        assert_resent_only_what_was_in_flight([ids for _, ids in gate.sent], killed, per_call=per_call)
+        assert_same_crm(salesforce_records(fake), reference, seeded, SF_SPEC)
+    finally:
+        fake.stop()
+
+
+def ingest_jobs(fake: FakeSalesforce) -> list[Any]:
+    return [job for job in list(fake.bulk.jobs.values()) if job.kind == "ingest"]
+
+
+def uploaded_ids(job: Any) -> list[str]:
+    """The record ids a Bulk API ingest job was given (its uploaded CSV's ``Id`` column)."""
+    ids: list[str] = []
+    for data in job.uploads:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+        at = rows[0].index("Id")
+        ids += [row[at] for row in rows[1:] if row]
+    return ids
+
+
+def finish_orphaned_jobs(fake: FakeSalesforce) -> list[str]:
+    """Salesforce carries out an uploaded ingest job whether or not its client is still there; the fake
+    does it when asked for the job's state, so ask (as the org's own processing would). Returns the
+    final states."""
+    headers = {"Authorization": f"Bearer {fake.new_session()}", "Host": fake.instance_host}
+    states = []
+    for job in ingest_jobs(fake):
+        for _ in range(10):
+            if job.info["state"] not in ("UploadComplete", "InProgress"):
+                break
+            path = f"/services/data/v{job.info['apiVersion']:.1f}/jobs/ingest/{job.id}"
+            fake.dispatch("GET", path, headers, b"")
+        states.append(job.info["state"])
+    return states
+
+
+def test_salesforce_sync_killed_with_a_bulk_ingest_job_in_flight_ends_as_an_uninterrupted_run(tmp_path):
+    accounts = 150  # 150 accounts, ~225 opportunities, ~300 leads: one ingest job per object
+    options = {**SF_OPTIONS, "bulk_write_threshold": 50, "bulk_poll_initial": 0.01, "bulk_poll_max": 0.05}
+    reference = salesforce_reference(tmp_path, accounts, options)
+    fake = salesforce_fake(accounts)
+    try:
+        seeded = salesforce_records(fake)
+        total = sum(len(seeded[o]) for o in SF_OBJECTS)
+        gate = WriteGate(  # the accounts' job passes; the opportunities' job is uploaded, its client killed
+            fake,
+            match=lambda method, path: method == "PATCH" and "/jobs/ingest/" in path,
+            ids=lambda body: [],
+            pass_first=1,
+        )
+        with site(tmp_path, salesforce_connection(options), salesforce_env(fake)) as s:
+            killed = kill_mid_write(s, gate, 1, lambda: len(ingest_jobs(fake)))
+            assert [fate for fate, _ in gate.sent] == ["answered", "applied"]
+            assert killed.sent == 2 and len(killed.ok) == len(seeded["Account"])
+            assert finish_orphaned_jobs(fake) == ["JobComplete", "JobComplete"]
+            resume(s, total)
+        jobs = ingest_jobs(fake)
+        assert [job.info["object"] for job in jobs] == ["Account", "Opportunity", "Opportunity", "Lead"]
+        sent = [uploaded_ids(job) for job in jobs]
+        assert_resent_only_what_was_in_flight(sent, killed, per_call=len(seeded["Opportunity"]))
+        assert_same_crm(salesforce_records(fake), reference, seeded, SF_SPEC)
+    finally:
+        fake.stop()
+
+
+# ----------------------------------------------- 5xx, 429 bursts, session expiry on requests in flight
+#
+# In process, each against a fault-free run of an identical CRM with the same clock (``now``): the
+# store and the CRM must end exactly alike, record by record, ``scored_at`` included.
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+@dataclass
+class Outcome:
+    summary: RunSummary
+    store: dict[tuple[str, str], tuple[str, Any, Any]]
+    crm: Crm
+    seeded: Crm
+    writes_in_flight: int
+
+
+def in_process_run(tmp: Path, connection: dict[str, Any], connector: Any, fake: Any, seeded: Crm,
+                   records: Callable[[], Crm], writes: Match) -> Outcome:  # fmt: skip
+    """A full sync of ``connection`` in this process; write requests matching ``writes`` are counted in
+    flight (each spends 10 ms inside the fake)."""
+    tmp.mkdir()
+    overlap = Overlap(fake, match=writes, hold=0.01)
+    store = Site(tmp, connection, {}).store()
+    try:
+        cfg = parse_config(json.dumps({"connections": [connection]})).get("acme")
+        summary = run_sync(store, cfg, connector, kind="full", now=NOW)
+        return Outcome(summary, store_state(store), records(), seeded, overlap.max_in_flight)
+    finally:
+        connector.close()
+        store.dispose()
+
+
+def assert_same_outcome(faulty: Outcome, clean: Outcome, spec: OwnedSpec) -> None:
+    assert faulty.summary.status == clean.summary.status == "succeeded", faulty.summary.error
+    assert faulty.summary.counts["written"] == clean.summary.counts["written"] == len(clean.store)
+    assert faulty.store == clean.store, "the store's per-record results differ from the fault-free run's"
+    for obj, records in clean.crm.items():
+        assert set(faulty.crm[obj]) == set(records), f"{obj}: records missing or added"
+        for rid, want in records.items():
+            have = faulty.crm[obj][rid]
+            assert {k: have.get(k) for k in spec.owned} == {k: want.get(k) for k in spec.owned}, (obj, rid)
+            assert spec.other_values(have) == spec.other_values(faulty.seeded[obj][rid]), (obj, rid)
+
+
+def hubspot_outcome(tmp: Path, accounts: int, faults: Callable[[FakeHubSpot], None] | None) -> Outcome:
+    clock = FakeClock()  # fake and connector share it: pacing and 429 waits cost no wall time
+    fake = FakeHubSpot(clock=clock, requests_per_10s=1000, search_per_second=100).start()
+    try:
+        seed_hubspot(fake, accounts, rng_seed=11)
+        options = {**HS_OPTIONS, "max_attempts": 8}
+        connector = connector_for(fake, clock, oauth=True, env_prefix="ACME_", **options)
+        connector.install_fields(list(OBJECT_TYPES))
+        seeded = hubspot_records(fake)
+        fake.latency = 0.005
+        if faults:
+            faults(fake)
+        outcome = in_process_run(tmp, {**hubspot_connection(fake), "options": options}, connector, fake,
+                                 seeded, lambda: hubspot_records(fake),
+                                 lambda method, path: path.endswith("/batch/update"))  # fmt: skip
+        assert all(f.times == 0 for f in fake.faults), "every injected fault met a request"
+        return outcome
+    finally:
+        fake.stop()
+
+
+def hubspot_faults(fake: FakeHubSpot) -> None:
+    """Bursts that meet the write batches in flight (taken in this order), and faults on the pulls of
+    the object types running at once."""
+    fake.inject("status", path="/batch/update", status=503, times=4)
+    fake.inject("rolling_429", path="/batch/update", retry_after=2, times=4)
+    fake.inject("expire_token", path="/batch/update", times=1)
+    fake.inject("drop_after", path="/batch/update", times=2)  # carried out, the answer lost
+    fake.inject("status", path="/crm/v3/objects/deals", method="GET", status=502, times=2)
+    fake.inject("rolling_429", path="/crm/v3/objects/contacts", method="GET", retry_after=1, times=3)
+
+
+def test_hubspot_5xx_429_and_token_expiry_on_requests_in_flight_leave_what_a_fault_free_run_leaves(tmp_path):
+    clean = hubspot_outcome(tmp_path / "clean", 120, None)
+    faulty = hubspot_outcome(tmp_path / "faulty", 120, hubspot_faults)
+    assert faulty.writes_in_flight >= 2, "the write batches overlapped"
+    assert_same_outcome(faulty, clean, HS_SPEC)
+
+
+def salesforce_outcome(tmp: Path, accounts: int, faults: Callable[[FakeSalesforce], None] | None) -> Outcome:
+    fake = salesforce_fake(accounts)
+    try:
+        options = {**SF_OPTIONS, "bulk": False, "max_attempts": 8}
+        seeded = salesforce_records(fake)
+        if faults:
+            faults(fake)
+        connector = salesforce_connector(fake, options)
+        outcome = in_process_run(tmp, salesforce_connection(options), connector, fake, seeded,
+                                 lambda: salesforce_records(fake),
+                                 lambda method, path: path.endswith("/composite/sobjects"))  # fmt: skip
+        assert not fake.faults, "every injected fault met a request"
+        return outcome
+    finally:
+        fake.stop()
+
+
+def salesforce_faults(fake: FakeSalesforce) -> None:
+    """A 5xx burst on the first writes, every session expiring while writes are in flight, answers lost
+    after the update was carried out, and 5xx on the queries."""
+    fake.fail_next(4, status=503, path="/composite/sobjects")
+    fake.faults.append(SfFault("expire", 1, after=6, path="/composite/sobjects"))
+    fake.drop_response_next(2, after=8, path="/composite/sobjects")
+    fake.fail_next(2, status=500, path="/query")
+
+
+def test_salesforce_5xx_and_session_expiry_on_requests_in_flight_leave_what_a_fault_free_run_leaves(tmp_path):
+    options = {**SF_OPTIONS, "bulk": False}
+    clean = salesforce_outcome(tmp_path / "clean", 300, None)
+    faulty = salesforce_outcome(tmp_path / "faulty", 300, salesforce_faults)
+    # Several in flight once the connector keeps them (``max_concurrency``); one before.
+    assert faulty.writes_in_flight >= min(2, sf_in_flight(options))
+    assert_same_outcome(faulty, clean, SF_SPEC)
