@@ -312,7 +312,9 @@ def hubspot_fake(accounts: int) -> FakeHubSpot:
     fake = FakeHubSpot(requests_per_10s=1000, search_per_second=100).start()
     seed_hubspot(fake, accounts, rng_seed=11)
     connector_for(fake, env_prefix="ACME_", **HS_OPTIONS).install_fields(list(OBJECT_TYPES))
-    fake.latency = 0.02  # real time: the writes overlap, and the pool is sized to HS_IN_FLIGHT
+    # Real time: the writes overlap, and the pool (rate x observed latency, at most max_concurrency) is
+    # sized to HS_IN_FLIGHT: 95 requests/s x 0.03 s needs 5.
+    fake.latency = 0.03
     return fake
 
 
@@ -424,6 +426,7 @@ def test_salesforce_sync_killed_with_collections_writes_in_flight_ends_as_an_uni
     try:
         seeded = salesforce_records(fake)
         total = sum(len(seeded[o]) for o in SF_OBJECTS)
+        assert len(seeded["Opportunity"]) > 200 * (in_flight - 1), "enough requests to fill the pool"
         per_call = getattr(salesforce_connector(fake, options), "records_per_write_call", 0) or 200
         gate = WriteGate(
             fake,
