@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
 from worker.normalize import NormalizeConfig, normalize_status, normalize_values
-from worker.store.bulk import Bulk, Codec, Statistics
+from worker.store.bulk import Bulk, Codec, Insert, Statistics, Update
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
@@ -98,8 +98,8 @@ def snapshot_page(
             inserts.append((conn_id, object_type, ext_id, *row))
         if object_type == "opportunity" and parent:
             parents.add(str(parent))
-    bulk.many(INSERT_SNAPSHOT, inserts)
-    bulk.many(UPDATE_SNAPSHOT, updates)
+    bulk.insert(INSERT_SNAPSHOT, inserts)
+    bulk.update(UPDATE_SNAPSHOT, updates)
     if parents:  # an account's pipeline changed: its re-engagement state must be looked at again
         session.execute(
             update(SNAP)
@@ -113,21 +113,17 @@ def snapshot_page(
     return len(inserts) + len(updates), warnings
 
 
-#: A snapshot's stored columns after its key (connection, object type, external id), in this order.
+#: A snapshot's stored columns after its key (connection, object type, external id), in this order,
+#: with their PostgreSQL types.
 SNAPSHOT_COLUMNS = (
-    "name", "attributes", "status", "warnings", "raw", "owner_id", "last_activity", "crm_modstamp",
-    "parent_id", "dirty", "pulled_at",
+    ("name", "varchar"), ("attributes", "json"), ("status", "json"), ("warnings", "json"), ("raw", "json"),
+    ("owner_id", "varchar"), ("last_activity", "date"), ("crm_modstamp", "varchar"),
+    ("parent_id", "varchar"), ("dirty", "boolean"), ("pulled_at", "timestamptz"),
 )  # fmt: skip
-INSERT_SNAPSHOT = (
-    "INSERT INTO record_snapshots (connection_id, object_type, external_id, "
-    + ", ".join(SNAPSHOT_COLUMNS)
-    + ") VALUES (?, ?, ?, "
-    + ", ".join("?" * len(SNAPSHOT_COLUMNS))
-    + ")"
+INSERT_SNAPSHOT = Insert(
+    "record_snapshots", ("connection_id", "object_type", "external_id", *(c for c, _ in SNAPSHOT_COLUMNS))
 )
-UPDATE_SNAPSHOT = (
-    "UPDATE record_snapshots SET " + ", ".join(f"{c} = ?" for c in SNAPSHOT_COLUMNS) + " WHERE id = ?"
-)
+UPDATE_SNAPSHOT = Update("record_snapshots", "id", SNAPSHOT_COLUMNS)
 
 
 def _snapshot_values(
@@ -178,7 +174,7 @@ def pull_objects(
     connectors that pull one object type at a time have them.)"""
     norm = normalize_config(cfg)
     tally = WarningTally()
-    stats = Statistics()
+    stats = Statistics(("record_snapshots",))
     sinces = {obj: _since(store, conn_id, obj, full) for obj in object_types}
     if len(object_types) < 2 or not getattr(connector, "parallel_pulls", False):
         for obj in object_types:

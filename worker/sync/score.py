@@ -16,7 +16,7 @@ from worker.config import ConnectionConfig
 from worker.evaluate import Evaluation, FlagView, Policy, evaluate
 from worker.icp.scoring import Scorer
 from worker.store import queries
-from worker.store.bulk import Bulk, Statistics
+from worker.store.bulk import Bulk, Insert, Statistics, Update
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
 from worker.store.states import FlagState, TaskStatus
@@ -167,20 +167,19 @@ SELECT_TO_SCORE = (
     " AND (s.dirty = ? OR f.snapshot_id IS NULL OR f.icp_version <> ?)"
     " ORDER BY s.id LIMIT ?"
 )
-_FIT_VALUES = ("score", "tier", "coverage", "reasons", "reasons_text", "icp_version", "desired", "scored_at",
-               "write_status")  # fmt: skip
-INSERT_FIT = (
-    "INSERT INTO record_fits (snapshot_id, written, write_attempts, " + ", ".join(_FIT_VALUES) + ")"
-    " VALUES (?, ?, ?, " + ", ".join("?" * len(_FIT_VALUES)) + ")"
-)
-UPDATE_FIT = "UPDATE record_fits SET " + ", ".join(f"{c} = ?" for c in _FIT_VALUES) + " WHERE snapshot_id = ?"
-_HISTORY_COLUMNS = ("connection_id", "object_type", "external_id", "icp_version", "score", "tier",
-                    "previous_tier", "previous_score", "previous_version", "cause", "reasons_text", "run_id",
-                    "scored_at")  # fmt: skip
-INSERT_HISTORY = (
-    "INSERT INTO fit_history (" + ", ".join(_HISTORY_COLUMNS) + ")"
-    " VALUES (" + ", ".join("?" * len(_HISTORY_COLUMNS)) + ")"
-)
+#: A fit's scored columns, in this order, with their PostgreSQL types.
+FIT_VALUES = (
+    ("score", "integer"), ("tier", "varchar"), ("coverage", "float8"), ("reasons", "json"),
+    ("reasons_text", "varchar"), ("icp_version", "integer"), ("desired", "json"),
+    ("scored_at", "timestamptz"), ("write_status", "varchar"),
+)  # fmt: skip
+INSERT_FIT = Insert("record_fits", ("snapshot_id", "written", "write_attempts", *(c for c, _ in FIT_VALUES)))
+UPDATE_FIT = Update("record_fits", "snapshot_id", FIT_VALUES)
+INSERT_HISTORY = Insert(
+    "fit_history",
+    ("connection_id", "object_type", "external_id", "icp_version", "score", "tier", "previous_tier",
+     "previous_score", "previous_version", "cause", "reasons_text", "run_id", "scored_at"),
+)  # fmt: skip
 
 
 def rows_to_score(
@@ -237,9 +236,9 @@ def score_batch(
         else:
             fit_updates.append((*values, snap.id))
     session.flush()  # the flags first, as before: the statements below go straight to the connection
-    bulk.many(INSERT_FIT, fit_inserts)
-    bulk.many(UPDATE_FIT, fit_updates)
-    bulk.many(INSERT_HISTORY, history)
+    bulk.insert(INSERT_FIT, fit_inserts)
+    bulk.update(UPDATE_FIT, fit_updates)
+    bulk.insert(INSERT_HISTORY, history)
     ids = [row.id for row in rows]
     where, params = c.in_list(ids)
     bulk.run(f"UPDATE record_snapshots SET dirty = ? WHERE id {where}", [c.flag(False), *params])
