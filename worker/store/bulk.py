@@ -25,7 +25,9 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from worker.store.db import _json_dumps
 
@@ -185,6 +187,17 @@ class Bulk:
             cursor.close()
 
 
+def among(
+    session: Session, column: ColumnElement[Any] | QueryableAttribute[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)``: one parameter, not one placeholder
+    per value (psycopg parses a statement of 2,000 placeholders again on every call)."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 #: The tables the sync's per-batch queries read: their planner statistics are kept up (``Statistics``).
 SYNC_TABLES = ("record_snapshots", "record_fits")
 #: Rows changed before a run first refreshes the statistics, and the growth that refreshes them again
@@ -231,5 +244,6 @@ def analyze(session: Session, tables: Sequence[str]) -> None:
 
 
 __all__ = [
-    "POSTGRESQL", "SQLITE", "SYNC_TABLES", "Bulk", "Codec", "Insert", "Statistics", "Update", "analyze",
+    "POSTGRESQL", "SQLITE", "SYNC_TABLES", "Bulk", "Codec", "Insert", "Statistics", "Update", "among",
+    "analyze",
 ]  # fmt: skip

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
+from worker.store.bulk import among
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag, SyncRun
 from worker.store.states import FlagState, RunKind, RunStatus
 
@@ -66,7 +67,7 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
         .where(
             RecordSnapshot.connection_id == conn_id,
             RecordSnapshot.object_type == "account",
-            RecordSnapshot.external_id.in_(account_ids),
+            among(session, RecordSnapshot.external_id, account_ids),
         )
     ).all()
     return {row.external_id: row for row in rows}
@@ -84,7 +85,7 @@ def opportunity_statuses(
         select(RecordSnapshot.parent_id, RecordSnapshot.status).where(
             RecordSnapshot.connection_id == conn_id,
             RecordSnapshot.object_type == "opportunity",
-            RecordSnapshot.parent_id.in_(ids),
+            among(session, RecordSnapshot.parent_id, ids),
         )
     ):
         out.setdefault(parent, []).append(status or {})
@@ -101,7 +102,7 @@ def flags(
         select(ReengageFlag).where(
             ReengageFlag.connection_id == conn_id,
             ReengageFlag.object_type == object_type,
-            ReengageFlag.external_id.in_(list(ids)),
+            among(session, ReengageFlag.external_id, ids),
         )
     ):
         raised = aware(flag.raised_at)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
 from worker.normalize import NormalizeConfig, normalize_status, normalize_values
-from worker.store.bulk import Bulk, Codec, Insert, Statistics, Update
+from worker.store.bulk import Bulk, Codec, Insert, Statistics, Update, among
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
@@ -72,7 +72,9 @@ def snapshot_page(
     stamps: dict[str, str] = {}
     for ext_id, snap_id, stamp in session.execute(
         select(SNAP.c.external_id, SNAP.c.id, SNAP.c.crm_modstamp).where(
-            SNAP.c.connection_id == conn_id, SNAP.c.object_type == object_type, SNAP.c.external_id.in_(latest)
+            SNAP.c.connection_id == conn_id,
+            SNAP.c.object_type == object_type,
+            among(session, SNAP.c.external_id, latest),
         )
     ):
         existing[ext_id], stamps[ext_id] = snap_id, stamp
@@ -106,7 +108,7 @@ def snapshot_page(
             .where(
                 SNAP.c.connection_id == conn_id,
                 SNAP.c.object_type == "account",
-                SNAP.c.external_id.in_(parents),
+                among(session, SNAP.c.external_id, parents),
             )
             .values(dirty=True)
         )
