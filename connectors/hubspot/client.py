@@ -51,7 +51,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.hubspot.options import HubSpotOptions
-from connectors.hubspot.ratelimit import RateLimiter, RequestPacer
+from connectors.hubspot.ratelimit import RateLimiter, RequestPacer, spacing
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class HubSpotClient:
     def concurrency(self) -> int:
         """Requests to keep in flight: enough to use the portal's rate at the latency seen so far
         (rate x latency, plus a quarter for jitter, plus one), at most ``max_concurrency``."""
-        rate = self.options.requests_per_10s * (1 - self.options.rate_headroom) / 10.0
+        rate = 1.0 / spacing(self.options.requests_per_10s, 10.0, self.options.rate_headroom)
         wanted = math.ceil(rate * self.latency * 1.25) + 1
         return max(1, min(self.options.max_concurrency, wanted))
 

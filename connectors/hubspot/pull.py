@@ -15,13 +15,15 @@ Every search request carries ``after`` (``"0"`` on the first page), as HubSpot's
 
 Deals get their company from the v4 associations batch read, one request per 1,000 deals (the read's
 limit): pages are held back until 1,000 deals are waiting (10 list pages, 5 search pages) or the pull
-ends, then handed out in order. Their closed/won state comes from the pipelines' stage metadata (read
-once per pull).
+ends, then handed out in order once their read has answered (the read runs beside the page chain, which
+goes on listing). Their closed/won state comes from the pipelines' stage metadata (read once per pull).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +49,12 @@ RawPage = tuple[list[dict[str, Any]], str | None]
 SEARCH_CAP = 10_000
 #: Inputs per v4 associations batch read.
 ASSOCIATION_BATCH = 1000
+
+
+def _done(value: dict[str, str]) -> Future[dict[str, str]]:
+    future: Future[dict[str, str]] = Future()
+    future.set_result(value)
+    return future
 
 
 class Puller:
@@ -93,31 +101,45 @@ class Puller:
     def _pages(
         self, mapping: ObjectMapping, raw: Iterator[RawPage], stages: dict[str, StageInfo] | None
     ) -> Iterator[Page]:
-        """Raw pages -> ``Page``s; deals wait in order until 1,000 of them share one associations read."""
+        """Raw pages -> ``Page``s; deals wait in order until 1,000 of them share one associations read.
+
+        That read runs beside the page chain (one thread), so the chain goes on listing meanwhile: the
+        reads add requests, not waits, to the deals' pull."""
         if mapping.hubspot_object != "deals":
             for objects, cursor in raw:
                 yield Page([to_record(o, mapping) for o in objects], cursor)
             return
-        held: list[RawPage] = []
-        waiting = 0
-        ended = False
-        while not ended:
-            try:
-                page = next(raw)
-                held.append(page)
-                waiting += len(page[0])
-            except StopIteration:
-                ended = True
-            if held and (ended or waiting >= ASSOCIATION_BATCH):
-                ids = [str(o["id"]) for objects, _ in held for o in objects]
-                accounts = self.deal_companies(ids) if ids else {}
+        pending: deque[tuple[list[RawPage], Future[dict[str, str]]]] = deque()
+
+        def ready(block: bool) -> Iterator[Page]:
+            while pending and (block or pending[0][1].done()):
+                held, accounts = pending.popleft()
+                found = accounts.result()
                 for objects, cursor in held:
                     records = [
-                        to_record(o, mapping, stages=stages, account_id=accounts.get(str(o["id"])))
+                        to_record(o, mapping, stages=stages, account_id=found.get(str(o["id"])))
                         for o in objects
                     ]
                     yield Page(records, cursor)
-                held, waiting = [], 0
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubspot-associations") as reads:
+            held: list[RawPage] = []
+            waiting = 0
+            for page in raw:
+                held.append(page)
+                waiting += len(page[0])
+                if waiting >= ASSOCIATION_BATCH:
+                    pending.append((held, reads.submit(self.deal_companies, self._ids(held))))
+                    held, waiting = [], 0
+                yield from ready(block=False)
+            if held:
+                ids = self._ids(held)
+                pending.append((held, reads.submit(self.deal_companies, ids) if ids else _done({})))
+            yield from ready(block=True)
+
+    @staticmethod
+    def _ids(pages: list[RawPage]) -> list[str]:
+        return [str(o["id"]) for objects, _ in pages for o in objects]
 
     # -- pulls --------------------------------------------------------------------------------------
 

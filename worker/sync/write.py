@@ -56,8 +56,9 @@ def write_object(
     and not tried again in this run. A connector that keeps requests in flight
     (``records_per_write_call``) gets its next call while this thread commits the answers of the one
     before, so the CRM's rate is not left idle during our own work (a crash re-sends at most those two
-    calls' records: updates are idempotent). The first ``MAX_RECORD_ERRORS`` refusals of the run are
-    kept in ``errors``.
+    calls' records: updates are idempotent); with ``overlap_write_calls`` (its ``write`` is thread-safe)
+    the next call also starts while the one before is finishing, so no call's last requests leave the
+    CRM's rate idle either. The first ``MAX_RECORD_ERRORS`` refusals of the run are kept in ``errors``.
     """
     per_call = int(getattr(connector, "records_per_write_call", 0) or 0)
     batch = max(1, per_call or int(connector.write_batch_size))
@@ -68,7 +69,8 @@ def write_object(
             if progress:
                 progress(f"write:{object_type}", len(rows))
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-ahead") as ahead:
+    overlap = 2 if getattr(connector, "overlap_write_calls", False) else 1
+    with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="write-ahead") as ahead:
         in_flight: tuple[Sequence[Any], Future[list[WriteResult]]] | None = None
         for rows in chunks:
             sent = (rows, ahead.submit(connector.write, object_type, _updates(rows)))
