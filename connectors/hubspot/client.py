@@ -152,11 +152,13 @@ def _problems(message: str) -> list[dict[str, Any]]:
 
 
 class _Unauthorized(Exception):
-    """Internal: a 401 the client may cure by renewing the OAuth token."""
+    """Internal: a 401 the client may cure by renewing the OAuth token (``renewals``: how many renewals
+    there had been when the refused request went, so that requests in flight renew it once)."""
 
-    def __init__(self, error: AuthError) -> None:
+    def __init__(self, error: AuthError, renewals: int) -> None:
         super().__init__(str(error))
         self.error = error
+        self.renewals = renewals
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -422,6 +424,7 @@ class HubSpotClient:
         self, kind: str, what: str, op: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Response:
         self._ensure_token()
+        renewals = self.token_refreshes
         self.limiter.acquire("search" if what.startswith("search") else kind)
         self.count(kind)
         try:
@@ -440,7 +443,7 @@ class HubSpotClient:
             self._note_headers(getattr(exc, "headers", None))
             err = translate_api_exception(exc, what=what)
             if isinstance(err, AuthError) and err.status == 401:
-                raise _Unauthorized(err) from None
+                raise _Unauthorized(err, renewals) from None
             raise err from None
         self._note_headers(headers)
         return Response(status, body, headers)
@@ -481,8 +484,9 @@ class HubSpotClient:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Unauthorized):
-                with self._token_lock:
-                    self.refresh_access_token()
+                with self._token_lock:  # unless another request in flight has renewed it meanwhile
+                    if self.token_refreshes == exc.renewals:
+                        self.refresh_access_token()
                 return 0.0
             if isinstance(exc, RateLimitedError):
                 seconds = float(exc.retry_after or 1.0)

@@ -209,11 +209,12 @@ def test_deal_companies_are_read_a_thousand_deals_at_a_time(fake, clock):
         fake.associate("deals", deal, "companies", companies[n % 10], [5, 341], [6, 342])
     connector = installed(fake, clock)
     pages = list(connector.pull("opportunity", None))
-    records = [r for p in pages for r in p.records]
-    assert [r.external_id for r in records] == deals
-    assert all(r.status["account_id"] == companies[n % 10] for n, r in enumerate(records))
-    assert fake.calls["associations:deals"] == 3 and fake.calls["list:deals"] == 25
-    assert [p.cursor is None for p in pages] == [True] * 24 + [False]
+    records = {r.external_id: r for p in pages for r in p.records}
+    assert sorted(records) == deals and sum(len(p.records) for p in pages) == 2500
+    assert all(records[d].status["account_id"] == companies[n % 10] for n, d in enumerate(deals))
+    # 1,000 ids a read, across list (100) and search (200) pages alike
+    assert fake.calls["associations:deals"] == 3
+    assert [p.cursor is None for p in pages] == [True] * (len(pages) - 1) + [False]
 
 
 def test_enumeration_values_arrive_as_their_labels(fake, clock):
