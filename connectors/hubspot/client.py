@@ -18,7 +18,9 @@ Every request goes through ``HubSpotClient.call``, which
   this process (and, with the Redis limiter, in every worker) slows down, not only the one refused.
 
 The client is thread-safe: the connector keeps several requests in flight (``concurrency()`` threads,
-sized from the portal's rate and the latency observed here), each admitted by the same limiter.
+sized from the portal's rate and the latency observed here), each admitted by the same limiter, and
+never more than ``max_concurrency`` at once (page chains, associations reads and overlapping write calls
+together).
 
 No secret is ever put into a log line or an error message: messages are built from the status,
 HubSpot's error ``category`` and its ``message`` only.
@@ -267,6 +269,7 @@ class HubSpotClient:
         self.latency = DEFAULT_LATENCY
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(options.max_concurrency)
         self._refresh_token = credentials.refresh_token
         self._expires_at: float | None = None
         # urllib3 may retry only what cannot have reached the server (connects); everything else is ours.
@@ -425,15 +428,16 @@ class HubSpotClient:
     ) -> Response:
         self._ensure_token()
         renewals = self.token_refreshes
-        self.limiter.acquire("search" if what.startswith("search") else kind)
-        self.count(kind)
         try:
-            started = time.perf_counter()
-            raw = op(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
-            status = int(raw.status)
-            headers = raw.headers
-            body = self._read(raw)
-            self._observe(time.perf_counter() - started)
+            with self._slots:  # at most ``max_concurrency`` requests in flight, whoever sends them
+                self.limiter.acquire("search" if what.startswith("search") else kind)
+                self.count(kind)
+                started = time.perf_counter()
+                raw = op(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+                status = int(raw.status)
+                headers = raw.headers
+                body = self._read(raw)
+                self._observe(time.perf_counter() - started)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # MaxRetryError (urllib3 gave up connecting), ProtocolError (connection dropped), timeouts.
             raise TransientError(f"HubSpot {what}: connection failed ({type(exc).__name__})") from None
