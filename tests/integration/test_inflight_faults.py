@@ -249,7 +249,6 @@ def kill_mid_write(s: Site, gate: WriteGate, in_flight: int, sent: Callable[[], 
         store.dispose()
     gate.open()
     wait_for(lambda: gate.held == 0, 30, "the held requests to end")
-    assert gate.max_held == in_flight
     return killed
 
 
@@ -328,7 +327,7 @@ def hubspot_connection(fake: FakeHubSpot) -> dict[str, Any]:
 
 
 def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run(tmp_path):
-    accounts = 120  # 120 companies, ~180 deals, ~240 contacts: ~54 batch updates of 10
+    accounts = 120  # 120 companies, 159 deals, 240 contacts: 52 batch updates of 10
     ref_fake = hubspot_fake(accounts)
     try:
         env = {"ACME_HUBSPOT_ACCESS_TOKEN": ref_fake.private_token}
@@ -346,15 +345,17 @@ def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run
             fake,
             match=lambda method, path: method == "POST" and path.endswith("/batch/update"),
             ids=lambda body: [str(item["id"]) for item in json.loads(body)["inputs"]],
-            # the companies' call (12 batches) overlaps the deals' first (up to 20): with 32 answered the
-            # companies are committed whatever the interleaving; then hold
-            pass_first=32,
+            # 44 answered: the companies' 12 batches, the deals' 16 and 16 of the contacts' 24 (write calls
+            # of 200 records; the next call, or object type, may start while the one before finishes),
+            # then hold.
+            pass_first=44,
         )
+        assert [len(seeded[o]) for o in HS_OBJECTS.values()] == [120, 159, 240]
         with site(tmp_path, hubspot_connection(fake), env) as s:
             killed = kill_mid_write(s, gate, HS_IN_FLIGHT, lambda: len(gate.sent))
             fates = Counter(fate for fate, _ in gate.sent)
-            assert fates["applied"] == fates["unapplied"] == HS_IN_FLIGHT // 2
-            assert 0 < len(killed.ok) < total, "killed mid-write: some records written, not all"
+            assert fates["applied"] >= HS_IN_FLIGHT // 2 and fates["unapplied"] >= HS_IN_FLIGHT // 2
+            assert 0 < len(killed.ok) < total, "killed mid-write: some records committed, not all"
             resume(s, total)
         assert_resent_only_what_was_in_flight([ids for _, ids in gate.sent], killed, per_call=200)
         assert_same_crm(hubspot_records(fake), reference, seeded, HS_SPEC)
@@ -587,7 +588,9 @@ def hubspot_faults(fake: FakeHubSpot) -> None:
 def test_hubspot_5xx_429_and_token_expiry_on_requests_in_flight_leave_what_a_fault_free_run_leaves(tmp_path):
     clean = hubspot_outcome(tmp_path / "clean", 120, None)
     faulty = hubspot_outcome(tmp_path / "faulty", 120, hubspot_faults)
-    assert faulty.writes_in_flight >= 2, "the write batches overlapped"
+    # The write batches overlapped, never more of them than ``max_concurrency`` ("most requests in
+    # flight at once"), whether faults hit them or not.
+    assert 2 <= faulty.writes_in_flight <= HS_IN_FLIGHT and clean.writes_in_flight <= HS_IN_FLIGHT
     assert_same_outcome(faulty, clean, HS_SPEC)
 
 
@@ -621,6 +624,7 @@ def test_salesforce_5xx_and_session_expiry_on_requests_in_flight_leave_what_a_fa
     options = {**SF_OPTIONS, "bulk": False}
     clean = salesforce_outcome(tmp_path / "clean", 300, None)
     faulty = salesforce_outcome(tmp_path / "faulty", 300, salesforce_faults)
-    # Several in flight once the connector keeps them (``max_concurrency``); one before.
-    assert faulty.writes_in_flight >= min(2, sf_in_flight(options))
+    # Several in flight once the connector keeps them (``max_concurrency``, one before), never more.
+    most = sf_in_flight(options)
+    assert min(2, most) <= faulty.writes_in_flight <= most and clean.writes_in_flight <= most
     assert_same_outcome(faulty, clean, SF_SPEC)
