@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class BulkJobs:
         self.options = options
         self.clock = clock
         self._allocation: Allocation | None = None
+        #: Jobs of several threads (parallel pulls, write-ahead) share the allocation and the counts.
+        self._lock = threading.Lock()
         #: Jobs created, by kind (for tests and the benchmark).
         self.jobs = {"query": 0, "ingest": 0}
 
@@ -146,15 +149,18 @@ class BulkJobs:
 
     def allocation(self) -> Allocation:
         """What is left of the day's Bulk API allocation (one ``limits`` call per connector)."""
-        if self._allocation is None:
-            limits = self.client.rest("other", "limits") or {}
+        with self._lock:
+            if self._allocation is None:
+                limits = self.client.rest("other", "limits") or {}
 
-            def remaining(name: str) -> int | None:
-                value = (limits.get(name) or {}).get("Remaining")
-                return None if value is None else int(value)
+                def remaining(name: str) -> int | None:
+                    value = (limits.get(name) or {}).get("Remaining")
+                    return None if value is None else int(value)
 
-            self._allocation = Allocation(remaining("DailyBulkV2QueryJobs"), remaining("DailyBulkApiBatches"))
-        return self._allocation
+                self._allocation = Allocation(
+                    remaining("DailyBulkV2QueryJobs"), remaining("DailyBulkApiBatches")
+                )
+            return self._allocation
 
     def _create(self, kind: str, job: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -163,7 +169,8 @@ class BulkJobs:
             if exc.status in (400, 403) and exc.code in ("LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED"):
                 raise BulkUnavailable(exc.message) from None
             raise
-        self.jobs[job] += 1
+        with self._lock:
+            self.jobs[job] += 1
         return info
 
     def _wait(self, kind: str, job: str, job_id: str) -> dict[str, Any]:

@@ -7,12 +7,18 @@ job) are sent again within the run, a bounded number of times, and otherwise com
 ``retryable``. Large write-backs go through a Bulk API 2.0 ingest job instead
 (``connectors.salesforce.bulk``), whose per-record results come back as the same ``WriteResult``s.
 An update is idempotent, so whole requests are retried on transient failures too.
+
+The requests of one call go out ``client.concurrency`` at a time (each request's records are its own,
+and its SaveResults land on exactly those records). When one request fails for good (the daily limit,
+5xx after every retry), the requests not yet sent are not sent, those in flight finish, and the error
+carries ``partial_results``: the results of every request that was answered.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -118,6 +124,15 @@ def _field(save_result: Mapping[str, Any]) -> str | None:
     return str(fields[0]) if fields else None
 
 
+def _save_result(external_id: str, save: Mapping[str, Any]) -> WriteResult:
+    """One SaveResult of sObject Collections as a ``WriteResult``."""
+    if save.get("success"):
+        return WriteResult(external_id, True)
+    code, message = _error(save)
+    retryable = code in RETRYABLE_CODES
+    return WriteResult(external_id, False, code, message, retryable=retryable, field=_field(save))
+
+
 def write_updates(
     client: SalesforceClient,
     sobject: str,
@@ -191,28 +206,76 @@ def _rest_rounds(
             )
             sleep(lock_wait * round_number)
         locked: list[tuple[int, dict[str, Any]]] = []
-        for chunk in _chunks(pending):
-            payload = {"allOrNone": False, "records": [body for _, body in chunk]}
-            try:
-                answer = client.rest("write", "composite/sobjects", method="PATCH", json=payload) or []
-            except ConnectorError as exc:
-                exc.partial_results = [r for r in results if r is not None]  # type: ignore[attr-defined]
-                raise
-            if not isinstance(answer, list) or len(answer) != len(chunk):
-                raise PermanentError(
-                    f"Salesforce composite/sobjects answered {len(answer)} results for {len(chunk)} records"
-                )
+        for chunk, answer in _send_chunks(client, _chunks(pending), results):
             for (index, body), save in zip(chunk, answer, strict=True):
-                external_id = updates[index].external_id
-                if save.get("success"):
-                    results[index] = WriteResult(external_id, True)
-                    continue
-                code, message = _error(save)
-                if code == "UNABLE_TO_LOCK_ROW" and round_number < lock_retries:
+                result = results[index] = _save_result(updates[index].external_id, save)
+                if result.error_code == "UNABLE_TO_LOCK_ROW" and round_number < lock_retries:
                     locked.append((index, body))
-                results[index] = WriteResult(
-                    external_id, False, code, message, retryable=code in RETRYABLE_CODES, field=_field(save)
-                )
         if not locked:
             break
         pending = locked
+
+
+Chunk = list[tuple[int, dict[str, Any]]]
+
+
+def _send_one(client: SalesforceClient, chunk: Chunk) -> list[Any]:
+    payload = {"allOrNone": False, "records": [body for _, body in chunk]}
+    answer = client.rest("write", "composite/sobjects", method="PATCH", json=payload) or []
+    if not isinstance(answer, list) or len(answer) != len(chunk):
+        raise PermanentError(
+            f"Salesforce composite/sobjects answered {len(answer)} results for {len(chunk)} records"
+        )
+    return answer
+
+
+def _send_chunks(
+    client: SalesforceClient, chunks: list[Chunk], results: list[WriteResult | None]
+) -> list[tuple[Chunk, list[Any]]]:
+    """Each chunk with its SaveResults, in chunk order; ``client.concurrency`` requests in flight. On a
+    failure the chunks not yet sent stay unsent, those in flight finish, and the error is raised with
+    ``partial_results``: ``results`` so far plus every answered chunk's successes."""
+    workers = min(len(chunks), client.concurrency)
+    if workers <= 1:
+        answered: list[tuple[Chunk, list[Any]]] = []
+        for chunk in chunks:
+            try:
+                answered.append((chunk, _send_one(client, chunk)))
+            except ConnectorError as exc:
+                _raise_partial(exc, results, answered)
+        return answered
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="salesforce-write") as pool:
+        futures: list[Future[list[Any]]] = [pool.submit(_send_one, client, chunk) for chunk in chunks]
+        for future in futures:
+            try:
+                future.result()
+            except CancelledError:
+                continue
+            except BaseException as exc:  # noqa: BLE001 - the first failure is raised below
+                if failure is None:
+                    failure = exc
+                    for other in futures:
+                        other.cancel()  # those not started yet; the ones in flight finish
+    if failure is not None and not isinstance(failure, ConnectorError):
+        raise failure
+    answered = [
+        (chunk, future.result())
+        for chunk, future in zip(chunks, futures, strict=True)
+        if not future.cancelled() and future.exception() is None
+    ]
+    if isinstance(failure, ConnectorError):
+        _raise_partial(failure, results, answered)
+    return answered
+
+
+def _raise_partial(
+    exc: ConnectorError, results: list[WriteResult | None], answered: list[tuple[Chunk, list[Any]]]
+) -> None:
+    """Raise ``exc`` carrying the results known so far: earlier rounds' and every answered chunk's."""
+    done: dict[int, WriteResult] = {i: r for i, r in enumerate(results) if r is not None}
+    for chunk, answer in answered:
+        for (index, body), save in zip(chunk, answer, strict=True):
+            done[index] = _save_result(str(body["id"]), save)
+    exc.partial_results = [done[i] for i in sorted(done)]  # type: ignore[attr-defined]
+    raise exc
