@@ -17,14 +17,14 @@ carries ``partial_results``: the results of every request that was answered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.base import FitUpdate, WriteResult
 from connectors.errors import ConfigError, ConnectorError, PermanentError
-from connectors.salesforce.bulk import BulkJobs, BulkUnavailable
+from connectors.salesforce.bulk import BulkJobs, BulkUnavailable, csv_cell
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.mapping import parse_datetime
 from connectors.values import word_to_bool
@@ -124,6 +124,23 @@ def _field(save_result: Mapping[str, Any]) -> str | None:
     return str(fields[0]) if fields else None
 
 
+def _csv_rows(
+    updates: Sequence[FitUpdate],
+    owned: Mapping[str, str],
+    field_meta: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str],
+) -> Iterator[tuple[str, list[str]]]:
+    """Each update as ``(Id, cells)`` of a Bulk API upload with ``columns`` after ``Id``: a field the
+    update does not carry is an empty cell (left alone), a null one ``#N/A`` (cleared)."""
+    at = {name: columns.index(api) for name, api in owned.items() if api in columns}
+    for update in updates:
+        cells = [""] * len(columns)
+        for name, value in update.fields.items():
+            api = owned[name]
+            cells[at[name]] = csv_cell(to_field_value(value, field_meta.get(api.lower())))
+        yield update.external_id, cells
+
+
 def _save_result(external_id: str, save: Mapping[str, Any]) -> WriteResult:
     """One SaveResult of sObject Collections as a ``WriteResult``."""
     if save.get("success"):
@@ -149,37 +166,39 @@ def write_updates(
     """Write ``updates`` (canonical owned names -> values) to ``sobject``; one result per update.
     More than ``bulk_threshold`` of them go through a Bulk API ingest job when ``bulk`` is given (the
     records it reports locked are sent again through REST, as REST's own locked records are)."""
-    records: list[tuple[int, dict[str, Any]]] = []
-    for index, update in enumerate(updates):
-        body: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.external_id}
+    for name in {name for update in updates for name in update.fields}:
+        if name not in owned:
+            raise ConfigError(f"{name!r} is not an owned field; only {', '.join(owned)} are written")
+
+    def body(update: FitUpdate) -> dict[str, Any]:
+        out: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.external_id}
         for name, value in update.fields.items():
-            api_name = owned.get(name)
-            if api_name is None:
-                raise ConfigError(f"{name!r} is not an owned field; only {', '.join(owned)} are written")
-            body[api_name] = to_field_value(value, field_meta.get(api_name.lower()))
-        records.append((index, body))
+            out[owned[name]] = to_field_value(value, field_meta.get(owned[name].lower()))
+        return out
 
     results: list[WriteResult | None] = [None] * len(updates)
-    pending = records
-    if bulk is not None and len(records) > bulk_threshold:
+    pending: list[int] = list(range(len(updates)))
+    if bulk is not None and len(updates) > bulk_threshold:
         try:
-            by_id = bulk.update(sobject, [body for _, body in records])
+            # The job's CSV is built from the updates directly: no REST body per record is held.
+            columns = sorted({owned[name] for update in updates for name in update.fields})
+            rows = _csv_rows(updates, owned, field_meta, columns)
+            by_id = bulk.update(sobject, columns, rows, count=len(updates))
         except BulkUnavailable as exc:
             log.warning("Salesforce %s write-back stays on REST: %s", sobject, exc)
         else:
-            for index, body in records:
-                results[index] = by_id.get(body["id"]) or WriteResult(
-                    body["id"], False, "NO_ANSWER", "the bulk job reported nothing", retryable=True
+            for index, update in enumerate(updates):
+                results[index] = by_id.get(update.external_id) or WriteResult(
+                    update.external_id, False, "NO_ANSWER", "the bulk job reported nothing", retryable=True
                 )
             pending = [
-                (index, body)
-                for index, body in records
-                if (r := results[index]) is not None and r.error_code == "UNABLE_TO_LOCK_ROW"
+                i for i, r in enumerate(results) if r is not None and r.error_code == "UNABLE_TO_LOCK_ROW"
             ]
             if not pending or not lock_retries:
                 return [r for r in results if r is not None]
             sleep(lock_wait)
-    _rest_rounds(client, sobject, updates, pending, results, lock_retries=lock_retries, lock_wait=lock_wait,
+    records = [(index, body(updates[index])) for index in pending]
+    _rest_rounds(client, sobject, updates, records, results, lock_retries=lock_retries, lock_wait=lock_wait,
                  sleep=sleep)  # fmt: skip
     return [r for r in results if r is not None]
 
