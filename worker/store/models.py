@@ -116,6 +116,8 @@ class RecordSnapshot(Base):
     __tablename__ = "record_snapshots"
     __table_args__ = (
         UniqueConstraint("connection_id", "object_type", "external_id", name="uq_snapshot_record"),
+        #: The score phase's keyset scan: an object type's snapshots in id order.
+        Index("ix_record_snapshots_scan", "connection_id", "object_type", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,6 +147,8 @@ class RecordSnapshot(Base):
 
 class RecordFit(Base):
     __tablename__ = "record_fits"
+    #: The write phase's keyset scan: the fits of one write status in snapshot id order.
+    __table_args__ = (Index("ix_record_fits_status_snapshot", "write_status", "snapshot_id"),)
 
     snapshot_id: Mapped[int] = mapped_column(
         ForeignKey("record_snapshots.id", ondelete="CASCADE"), primary_key=True
@@ -162,7 +166,7 @@ class RecordFit(Base):
     written: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: A ``WriteStatus``: ``pending`` (a write is due), ``ok``, ``error`` (kept and retried next run).
-    write_status: Mapped[str] = mapped_column(String(20), default=WriteStatus.PENDING.value, index=True)
+    write_status: Mapped[str] = mapped_column(String(20), default=WriteStatus.PENDING.value)
     write_error: Mapped[str | None] = mapped_column(Text)
     write_attempts: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -9,12 +9,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
 from worker.normalize import NormalizeConfig, normalize_status, normalize_values
+from worker.store.bulk import Bulk, Codec, Statistics
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
@@ -75,9 +76,11 @@ def snapshot_page(
         )
     ):
         existing[ext_id], stamps[ext_id] = snap_id, stamp
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    bulk = Bulk(session)
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
     parents: set[str] = set()
+    moment = bulk.codec.moment(now)
     for ext_id, rec in latest.items():
         if ext_id in stamps and stamps[ext_id] == rec.modstamp and rec.modstamp:
             continue  # re-pulled by the look-back, unchanged
@@ -88,31 +91,15 @@ def snapshot_page(
         if tally is not None:
             tally.add_values(object_type, ext_id, problems)
         parent = status.get("account_id")
-        row = {
-            "name": (rec.name or "")[:255] or None,
-            "attributes": attributes,
-            "status": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()},
-            "warnings": [str(p) for p in problems],
-            "raw": raw_differing(rec.raw, attributes),
-            "owner_id": rec.owner_id,
-            "last_activity": rec.last_activity,
-            "crm_modstamp": rec.modstamp,
-            "parent_id": str(parent) if parent else None,
-            "dirty": True,
-            "pulled_at": now,
-        }
+        row = _snapshot_values(bulk.codec, rec, attributes, status, problems, parent, moment)
         if ext_id in existing:
-            updates.append({"b_id": existing[ext_id], **row})
+            updates.append((*row, existing[ext_id]))
         else:
-            inserts.append(
-                {"connection_id": conn_id, "object_type": object_type, "external_id": ext_id, **row}
-            )
+            inserts.append((conn_id, object_type, ext_id, *row))
         if object_type == "opportunity" and parent:
             parents.add(str(parent))
-    if inserts:
-        session.execute(insert(SNAP), inserts)
-    if updates:
-        session.execute(update(SNAP).where(SNAP.c.id == bindparam("b_id")), updates)
+    bulk.many(INSERT_SNAPSHOT, inserts)
+    bulk.many(UPDATE_SNAPSHOT, updates)
     if parents:  # an account's pipeline changed: its re-engagement state must be looked at again
         session.execute(
             update(SNAP)
@@ -124,6 +111,48 @@ def snapshot_page(
             .values(dirty=True)
         )
     return len(inserts) + len(updates), warnings
+
+
+#: A snapshot's stored columns after its key (connection, object type, external id), in this order.
+SNAPSHOT_COLUMNS = (
+    "name", "attributes", "status", "warnings", "raw", "owner_id", "last_activity", "crm_modstamp",
+    "parent_id", "dirty", "pulled_at",
+)  # fmt: skip
+INSERT_SNAPSHOT = (
+    "INSERT INTO record_snapshots (connection_id, object_type, external_id, "
+    + ", ".join(SNAPSHOT_COLUMNS)
+    + ") VALUES (?, ?, ?, "
+    + ", ".join("?" * len(SNAPSHOT_COLUMNS))
+    + ")"
+)
+UPDATE_SNAPSHOT = (
+    "UPDATE record_snapshots SET " + ", ".join(f"{c} = ?" for c in SNAPSHOT_COLUMNS) + " WHERE id = ?"
+)
+
+
+def _snapshot_values(
+    codec: Codec,
+    rec: CrmRecord,
+    attributes: Mapping[str, Any],
+    status: Mapping[str, Any],
+    problems: Sequence[Any],
+    parent: Any,
+    moment: Any,
+) -> tuple[Any, ...]:
+    """A pulled record's ``SNAPSHOT_COLUMNS``, encoded for the store (``moment``: ``pulled_at``, encoded)."""
+    return (
+        (rec.name or "")[:255] or None,
+        codec.json(attributes),
+        codec.json({k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()}),
+        codec.json([str(p) for p in problems]),
+        codec.json(raw_differing(rec.raw, attributes)),
+        rec.owner_id,
+        codec.day(rec.last_activity),
+        rec.modstamp,
+        str(parent) if parent else None,
+        codec.flag(True),
+        moment,
+    )
 
 
 def pull_objects(
@@ -149,15 +178,16 @@ def pull_objects(
     connectors that pull one object type at a time have them.)"""
     norm = normalize_config(cfg)
     tally = WarningTally()
+    stats = Statistics()
     sinces = {obj: _since(store, conn_id, obj, full) for obj in object_types}
     if len(object_types) < 2 or not getattr(connector, "parallel_pulls", False):
         for obj in object_types:
             for page in connector.pull(obj, sinces[obj]):
-                _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+                _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally, stats)
             _leftover_problems(connector, obj, counts, tally)
     else:
         for obj, page in _concurrent_pages(connector, sinces):
-            _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally)
+            _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally, stats)
     if run_id is not None and tally.entries:
         with store.session() as s:
             tally.store(s, run_id, conn_id)
@@ -188,10 +218,13 @@ def _store_page(
     progress: ProgressFn | None,
     connector: Connector,
     tally: WarningTally,
+    stats: Statistics | None = None,
 ) -> None:
     """Snapshot one page and move the object's cursor past it, in one transaction."""
     with store.session() as s:
         changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
+        if stats is not None:
+            stats.changed(s, changed)
         if page.cursor:
             cur = s.get(Cursor, (conn_id, object_type))
             if cur is None:

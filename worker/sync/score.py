@@ -6,21 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
 from worker.evaluate import Evaluation, FlagView, Policy, evaluate
 from worker.icp.scoring import Scorer
 from worker.store import queries
+from worker.store.bulk import Bulk, Statistics
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
 from worker.store.states import FlagState, TaskStatus
 from worker.sync.counts import RunCounts
-from worker.sync.tables import FIT, HISTORY, SNAP, ProgressFn
+from worker.sync.tables import SNAP, ProgressFn
 
 #: What scoring reads: the snapshot's columns and its fit's (``fit_id`` is None when never scored).
 SCORING_COLUMNS = (
@@ -56,17 +57,6 @@ class ScoringContext:
     scorer: Scorer
     now: datetime
     run_id: int
-
-
-def needs_scoring(conn_id: int, object_type: str, version: int) -> ColumnElement[bool]:
-    """Records the score phase evaluates: changed, never scored, or scored under another version."""
-    return and_(
-        RecordSnapshot.connection_id == conn_id,
-        RecordSnapshot.object_type == object_type,
-        or_(
-            RecordSnapshot.dirty.is_(True), RecordFit.snapshot_id.is_(None), RecordFit.icp_version != version
-        ),
-    )
 
 
 @dataclass
@@ -143,63 +133,116 @@ def _apply_flag(
         counts.flags_raised += 1
 
 
+#: What ``score_object`` reads per row: ``SCORING_COLUMNS`` as plain values (``fit_id`` None: never scored).
+class ScoringRow(NamedTuple):
+    id: int
+    external_id: str
+    object_type: str
+    attributes: dict[str, Any] | None
+    status: dict[str, Any] | None
+    owner_id: str | None
+    last_activity: date | None
+    parent_id: str | None
+    fit_id: int | None
+    score: int | None
+    tier: str | None
+    coverage: float | None
+    reasons_text: str | None
+    icp_version: int | None
+    reasons: list[Any] | None
+    written: dict[str, Any] | None
+    write_status: str | None
+    scored_at: datetime | None
+
+
+#: The next batch to score after snapshot id ``?``: changed, never scored, or scored under another
+#: version. The keyset runs on ``ix_record_snapshots_scan`` (connection, object type, id), so each batch
+#: starts where the last one stopped instead of filtering the object's whole table again.
+SELECT_TO_SCORE = (
+    "SELECT s.id, s.external_id, s.object_type, s.attributes, s.status, s.owner_id, s.last_activity,"
+    " s.parent_id, f.snapshot_id, f.score, f.tier, f.coverage, f.reasons_text, f.icp_version, f.reasons,"
+    " f.written, f.write_status, f.scored_at"
+    " FROM record_snapshots s LEFT OUTER JOIN record_fits f ON f.snapshot_id = s.id"
+    " WHERE s.connection_id = ? AND s.object_type = ? AND s.id > ?"
+    " AND (s.dirty = ? OR f.snapshot_id IS NULL OR f.icp_version <> ?)"
+    " ORDER BY s.id LIMIT ?"
+)
+_FIT_VALUES = ("score", "tier", "coverage", "reasons", "reasons_text", "icp_version", "desired", "scored_at",
+               "write_status")  # fmt: skip
+INSERT_FIT = (
+    "INSERT INTO record_fits (snapshot_id, written, write_attempts, " + ", ".join(_FIT_VALUES) + ")"
+    " VALUES (?, ?, ?, " + ", ".join("?" * len(_FIT_VALUES)) + ")"
+)
+UPDATE_FIT = "UPDATE record_fits SET " + ", ".join(f"{c} = ?" for c in _FIT_VALUES) + " WHERE snapshot_id = ?"
+_HISTORY_COLUMNS = ("connection_id", "object_type", "external_id", "icp_version", "score", "tier",
+                    "previous_tier", "previous_score", "previous_version", "cause", "reasons_text", "run_id",
+                    "scored_at")  # fmt: skip
+INSERT_HISTORY = (
+    "INSERT INTO fit_history (" + ", ".join(_HISTORY_COLUMNS) + ")"
+    " VALUES (" + ", ".join("?" * len(_HISTORY_COLUMNS)) + ")"
+)
+
+
+def rows_to_score(
+    bulk: Bulk, conn_id: int, object_type: str, version: int, after_id: int
+) -> list[ScoringRow]:
+    """The next ``SCORE_BATCH`` records to score after snapshot id ``after_id``, decoded."""
+    c = bulk.codec
+    raw = bulk.rows(SELECT_TO_SCORE, (conn_id, object_type, after_id, c.flag(True), version, SCORE_BATCH))
+    js, day, at = c.read_json, c.read_day, c.read_moment
+    return [
+        ScoringRow(i, e, o, js(a), js(st), ow, day(la), p, fid, sc, t, cov, rt, v, js(rs), js(w), ws, at(m))
+        for (i, e, o, a, st, ow, la, p, fid, sc, t, cov, rt, v, rs, w, ws, m) in raw
+    ]
+
+
+def _history_values(ctx: ScoringContext, object_type: str, snap: Any, ev: Evaluation, moment: Any) -> tuple:
+    h = ev.history
+    assert h is not None
+    return (
+        ctx.conn_id, object_type, snap.external_id, ctx.policy.icp_version, h.score, h.tier, h.previous_tier,
+        h.previous_score, h.previous_version, h.cause.value, h.reasons_text, ctx.run_id, moment,
+    )  # fmt: skip
+
+
 def score_batch(
     session: Session, ctx: ScoringContext, object_type: str, rows: Sequence[Any], counts: RunCounts
 ) -> set[str]:
     """Score one batch of (snapshot, fit-or-None) rows; returns account ids whose fit changed."""
     bc = batch_context(session, ctx.conn_id, object_type, rows)
+    bulk = Bulk(session)
+    c = bulk.codec
     version, now = ctx.policy.icp_version, ctx.now
-    fit_inserts: list[dict[str, Any]] = []
-    fit_updates: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
+    moments = {now: c.moment(now)}  # most fits are scored now: encode that once
+    fit_inserts: list[tuple[Any, ...]] = []
+    fit_updates: list[tuple[Any, ...]] = []
+    history: list[tuple[Any, ...]] = []
     changed_accounts: set[str] = set()
     for snap in rows:
         ev = evaluate_row(snap, object_type, bc, ctx.scorer, ctx.policy, now)
         _apply_flag(session, ctx, snap, ev, bc, counts)
-        values = {
-            "score": ev.score,
-            "tier": ev.tier,
-            "coverage": ev.coverage,
-            "reasons": ev.reasons,
-            "reasons_text": ev.reasons_text,
-            "icp_version": version,
-            "desired": ev.desired,
-            "scored_at": ev.scored_at,
-            "write_status": ev.write_status,
-        }
+        at = moments.get(ev.scored_at)
+        if at is None:
+            at = c.moment(ev.scored_at)
+        values = (ev.score, ev.tier, ev.coverage, c.json(ev.reasons), ev.reasons_text, version,
+                  c.json(ev.desired), at, ev.write_status.value)  # fmt: skip
         if ev.result_changed:
             counts.fits_changed += 1
             if object_type == "account" and snap.fit_id is not None:
                 changed_accounts.add(snap.external_id)
         if ev.history is not None:
-            history.append(
-                {
-                    "connection_id": ctx.conn_id,
-                    "object_type": object_type,
-                    "external_id": snap.external_id,
-                    "icp_version": version,
-                    "score": ev.history.score,
-                    "tier": ev.history.tier,
-                    "previous_tier": ev.history.previous_tier,
-                    "previous_score": ev.history.previous_score,
-                    "previous_version": ev.history.previous_version,
-                    "cause": ev.history.cause.value,
-                    "reasons_text": ev.history.reasons_text,
-                    "run_id": ctx.run_id,
-                    "scored_at": now,
-                }
-            )
+            history.append(_history_values(ctx, object_type, snap, ev, moments[now]))
         if snap.fit_id is None:
-            fit_inserts.append({"snapshot_id": snap.id, "written": None, "write_attempts": 0, **values})
+            fit_inserts.append((snap.id, c.json(None), 0, *values))
         else:
-            fit_updates.append({"b_id": snap.id, **values})
-    if fit_inserts:
-        session.execute(insert(FIT), fit_inserts)
-    if fit_updates:
-        session.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), fit_updates)
-    if history:
-        session.execute(insert(HISTORY), history)
-    session.execute(update(SNAP).where(SNAP.c.id.in_([row.id for row in rows])).values(dirty=False))
+            fit_updates.append((*values, snap.id))
+    session.flush()  # the flags first, as before: the statements below go straight to the connection
+    bulk.many(INSERT_FIT, fit_inserts)
+    bulk.many(UPDATE_FIT, fit_updates)
+    bulk.many(INSERT_HISTORY, history)
+    ids = [row.id for row in rows]
+    where, params = c.in_list(ids)
+    bulk.run(f"UPDATE record_snapshots SET dirty = ? WHERE id {where}", [c.flag(False), *params])
     counts.scored += len(rows)
     return changed_accounts
 
@@ -208,22 +251,15 @@ def score_object(
     store: Store, ctx: ScoringContext, object_type: str, counts: RunCounts, progress: ProgressFn | None
 ) -> None:
     last_id = 0
+    stats = Statistics()
     while True:
         with store.session() as s:
-            rows = s.execute(
-                select(*SCORING_COLUMNS)
-                .outerjoin(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
-                .where(
-                    needs_scoring(ctx.conn_id, object_type, ctx.policy.icp_version),
-                    RecordSnapshot.id > last_id,
-                )
-                .order_by(RecordSnapshot.id)
-                .limit(SCORE_BATCH)
-            ).all()
+            rows = rows_to_score(Bulk(s), ctx.conn_id, object_type, ctx.policy.icp_version, last_id)
             if not rows:
                 return
             last_id = rows[-1].id
             changed_accounts = score_batch(s, ctx, object_type, rows, counts)
+            stats.changed(s, len(rows))
             if changed_accounts:  # their opportunities carry the account's fit: score them again
                 s.execute(
                     update(SNAP)

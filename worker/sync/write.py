@@ -10,15 +10,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-
 from connectors.base import Connector, FitUpdate, ObjectType, WriteResult
 from worker.store import queries
+from worker.store.bulk import Bulk
 from worker.store.db import Store
-from worker.store.models import RecordFit, RecordSnapshot
 from worker.store.states import WriteStatus
 from worker.sync.counts import RunCounts
-from worker.sync.tables import FIT, ProgressFn
+from worker.sync.tables import ProgressFn
 
 #: Pending fits read per query in the write phase (then sent in the connector's batch size).
 WRITE_READ_CHUNK = 2000
@@ -104,28 +102,36 @@ def _pending_chunks(
         last_id = 0
         while True:
             with store.session() as s:
-                rows = s.execute(
-                    select(
-                        RecordFit.snapshot_id,
-                        RecordSnapshot.external_id,
-                        RecordFit.desired,
-                        RecordFit.scored_at,
-                    )
-                    .join(RecordSnapshot, RecordSnapshot.id == RecordFit.snapshot_id)
-                    .where(
-                        RecordFit.write_status == status,
-                        RecordFit.snapshot_id > last_id,
-                        RecordSnapshot.connection_id == conn_id,
-                        RecordSnapshot.object_type == object_type,
-                    )
-                    .order_by(RecordFit.snapshot_id)
-                    .limit(max(batch, WRITE_READ_CHUNK))
-                ).all()
+                bulk = Bulk(s)
+                c = bulk.codec
+                limit = max(batch, WRITE_READ_CHUNK)
+                raw = bulk.rows(SELECT_TO_WRITE, (status.value, last_id, conn_id, object_type, limit))
+                rows = [(i, ext, c.read_json(d), c.read_moment(at)) for i, ext, d, at in raw]
             if not rows:
                 break
             last_id = rows[-1][0]
             for start in range(0, len(rows), batch):
                 yield rows[start : start + batch]
+
+
+#: The next fits of one write status after snapshot id ``?`` (a range scan of
+#: ``ix_record_fits_status_snapshot``), with the record's id.
+SELECT_TO_WRITE = (
+    "SELECT f.snapshot_id, s.external_id, f.desired, f.scored_at"
+    " FROM record_fits f JOIN record_snapshots s ON s.id = f.snapshot_id"
+    " WHERE f.write_status = ? AND f.snapshot_id > ? AND s.connection_id = ? AND s.object_type = ?"
+    " ORDER BY f.snapshot_id LIMIT ?"
+)
+#: A record the CRM took: what it now holds.
+UPDATE_WRITTEN = (
+    "UPDATE record_fits SET written = ?, written_at = ?, write_status = ?, write_error = NULL"
+    " WHERE snapshot_id = ?"
+)
+#: A record the CRM refused: its error, one more attempt (retried first next run).
+UPDATE_FAILED = (
+    "UPDATE record_fits SET write_status = ?, write_error = ?, write_attempts = write_attempts + 1"
+    " WHERE snapshot_id = ?"
+)
 
 
 def _updates(rows: Sequence[Any]) -> list[FitUpdate]:
@@ -160,20 +166,12 @@ def store_results(
     """Commit the CRM's answer for ``rows``: written values for the records that landed, the CRM's error
     (and one more attempt) for the rest; the first ``MAX_RECORD_ERRORS`` refusals go into ``errors``."""
     by_id = {r.external_id: r for r in results}
-    ok_rows: list[dict[str, Any]] = []
+    ok_rows: list[tuple[int, dict[str, Any]]] = []
     failed_rows: list[tuple[int, str]] = []
     for snapshot_id, ext, desired, _ in rows:
         res = by_id.get(ext)
         if res is not None and res.ok:
-            ok_rows.append(
-                {
-                    "b_id": snapshot_id,
-                    "written": desired,
-                    "written_at": now,
-                    "write_status": WriteStatus.OK,
-                    "write_error": None,
-                }
-            )
+            ok_rows.append((snapshot_id, desired))
         else:
             error = "no result from the CRM" if res is None else f"{res.error_code}: {res.error_message}"
             failed_rows.append((snapshot_id, error[:2000]))
@@ -188,17 +186,10 @@ def store_results(
                     )
                 )
     with store.session() as s:
-        if ok_rows:
-            s.execute(update(FIT).where(FIT.c.snapshot_id == bindparam("b_id")), ok_rows)
-        for snapshot_id, error in failed_rows:
-            s.execute(
-                update(RecordFit)
-                .where(RecordFit.snapshot_id == snapshot_id)
-                .values(
-                    write_status=WriteStatus.ERROR,
-                    write_error=error,
-                    write_attempts=RecordFit.write_attempts + 1,
-                )
-            )
+        bulk = Bulk(s)
+        c = bulk.codec
+        at, ok = c.moment(now), WriteStatus.OK.value
+        bulk.many(UPDATE_WRITTEN, [(c.json(desired), at, ok, i) for i, desired in ok_rows])
+        bulk.many(UPDATE_FAILED, [(WriteStatus.ERROR.value, error, i) for i, error in failed_rows])
     counts.written += len(ok_rows)
     counts.write_errors += len(failed_rows)

@@ -1,0 +1,136 @@
+"""The sync's bulk statements (``worker.store.bulk``) store exactly what SQLAlchemy's column types store.
+
+A sample CRM goes through a full sync, an incremental (snapshots updated), a re-evaluation under a new
+ICP version (fits updated) and their writes; then every snapshot, fit and history row is copied, as
+SQLAlchemy reads it, through SQLAlchemy Core into an empty twin store, and both stores' rows are compared
+column by column as the database holds them (type and text): the fast path and SQLAlchemy's encoding
+are byte-identical, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, insert, select, text
+
+from connectors.files import FilesConnector
+from tests.conftest import _pg_store
+from worker.config import ConnectionConfig
+from worker.demo.sample_crm import DEMO_SYNONYMS, touch_sample_crm, write_sample_crm
+from worker.icp import versions
+from worker.store.bulk import SQLITE, Statistics
+from worker.store.db import Store
+from worker.store.models import Connection
+from worker.sync import run_sync
+from worker.sync.tables import FIT, HISTORY, SNAP
+
+DEMO = Path(__file__).resolve().parents[2] / "worker" / "demo"
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def twin(store, tmp_path):
+    """An empty store on the same back end as ``store``."""
+    if store.engine.dialect.name == "sqlite":
+        other = Store(f"sqlite:///{tmp_path / 'twin.db'}")
+        yield other
+        other.dispose()
+    else:
+        other, drop = _pg_store()
+        yield other
+        drop()
+
+
+def _publish(store: Store, name: str, now: datetime) -> None:
+    with store.session() as s:
+        versions.publish(s, (DEMO / name).read_text(), filename=name, author="test", note="", now=now)
+
+
+def _synced(store: Store, folder: Path) -> None:
+    """Full sync, 10% changed and an incremental, then v2 and a re-evaluation: every bulk statement."""
+    write_sample_crm(folder / "crm", accounts=40, today=date(2026, 11, 23))
+    options = {"path": str(folder / "crm"), "out": str(folder / "out")}
+    cfg = ConnectionConfig(name="bulk", crm="files", options=options, industry_synonyms=DEMO_SYNONYMS)
+    _publish(store, "icp_v1.yaml", NOW)
+    run_sync(store, cfg, FilesConnector.from_config(options), kind="full", now=NOW)
+    touch_sample_crm(folder / "crm", share=0.1, modified_at=datetime(2026, 11, 23, 1, 0))
+    later = NOW + timedelta(days=1)
+    run_sync(store, cfg, FilesConnector.from_config(options), kind="incremental", now=later)
+    _publish(store, "icp_v2.yaml", later)
+    run_sync(
+        store, cfg, FilesConnector.from_config(options), kind="reevaluate", now=later + timedelta(hours=1)
+    )
+
+
+def _as_stored(store: Store, table: Table, key: str) -> list[tuple[str, ...]]:
+    """Every row of ``table``, each column as ``type:text`` the way the database holds it."""
+    if store.engine.dialect.name == "sqlite":
+        cells = [f"typeof({c.name}) || ':' || coalesce(CAST({c.name} AS TEXT), '')" for c in table.columns]
+    else:
+        cells = [
+            f"pg_typeof({c.name})::text || ':' || coalesce({c.name}::text, '<null>')" for c in table.columns
+        ]
+    with store.engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(text(f"SELECT {', '.join(cells)} FROM {table.name} ORDER BY {key}"))
+        ]
+
+
+def _copy_through_sqlalchemy(source: Store, target: Store) -> None:
+    """The rows as SQLAlchemy reads them, inserted by SQLAlchemy Core (its own bind processing)."""
+    with source.session() as s:
+        rows: dict[str, list[dict[str, Any]]] = {
+            t.name: [dict(r) for r in s.execute(select(t)).mappings()]
+            for t in (Connection.__table__, SNAP, FIT, HISTORY)
+        }
+    with target.session() as t:
+        for table in (Connection.__table__, SNAP, FIT, HISTORY):
+            t.execute(insert(table), rows[table.name])
+
+
+def test_bulk_rows_are_what_sqlalchemy_stores(store, twin, tmp_path):
+    _synced(store, tmp_path)
+    _copy_through_sqlalchemy(store, twin)
+    for table, key in ((SNAP, "id"), (FIT, "snapshot_id"), (HISTORY, "id")):
+        ours = _as_stored(store, table, key)
+        assert len(ours) > 100, table.name  # the sample went through every path
+        assert ours == _as_stored(twin, table, key), table.name
+
+
+def test_sqlite_codec_matches_sqlalchemy_formats():
+    moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert SQLITE.moment(moment) == "2026-01-02 03:04:05.000006"
+    assert SQLITE.read_moment(SQLITE.moment(moment)) == moment.replace(tzinfo=None)
+    assert SQLITE.day(date(2026, 1, 2)) == "2026-01-02"
+    assert SQLITE.json(None) == "null" and SQLITE.read_json("null") is None
+    assert SQLITE.read_json(SQLITE.json({"a": [1, 2.5, "é"]})) == {"a": [1, 2.5, "é"]}
+
+
+@pytest.mark.postgres
+def test_statistics_refresh_as_the_tables_grow():
+    """Below the first threshold nothing is analysed; past it the tables have planner statistics."""
+    store, drop = _pg_store()
+    try:
+
+        def reltuples() -> float:
+            with store.engine.connect() as conn:
+                return conn.execute(
+                    text(
+                        "SELECT reltuples FROM pg_class WHERE relname = 'record_snapshots'"
+                        " AND relnamespace = current_schema()::regnamespace"
+                    )
+                ).scalar_one()
+
+        stats = Statistics()
+        with store.session() as s:
+            stats.changed(s, 10)
+        assert reltuples() == -1  # never analysed
+        with store.session() as s:
+            stats.changed(s, 5000)
+        assert reltuples() == 0  # analysed (the table is empty)
+    finally:
+        drop()

@@ -1,0 +1,181 @@
+"""Bulk statements for the sync's hot paths, straight through the DBAPI cursor of a session's connection.
+
+The pull, score and write phases move every record through a handful of statements (insert or update a
+snapshot, insert or update a fit, add a history entry, record a write's result, read a batch back). Run
+through SQLAlchemy, each row's parameters are built into a dict, then processed value by value by the
+column types, and each result row by the result processors: most of a sync's time. Here the statement is
+plain SQL run on the session's own DBAPI connection (so in the session's transaction, committed with it),
+and each value is encoded once by the :class:`Codec` of the store's dialect, exactly as SQLAlchemy's
+column types encode it (``tests/unit/test_store_bulk.py`` compares the stored rows byte for byte):
+
+- SQLite: JSON as the store's JSON text (``db._json_dumps``, the engine's serializer), datetimes and dates
+  in SQLAlchemy's SQLite storage format (``2026-11-23 02:00:00.000000``, ``2026-11-23``), booleans as 0/1;
+  read back with ``orjson.loads``, ``datetime.fromisoformat`` and ``date.fromisoformat``.
+- PostgreSQL (psycopg 3): datetimes and dates as they are, JSON as the same text (the server parses it),
+  read back by psycopg itself; ``executemany`` runs in psycopg's pipeline mode (no round trip per row).
+
+SQL is written with ``?`` placeholders and turned into the driver's style here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from worker.store.db import _json_dumps
+
+
+def _sqlite_moment(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def _sqlite_day(value: date | None) -> str | None:
+    return None if value is None else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def _sqlite_read_moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _sqlite_read_day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _sqlite_read_json(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _flag(value: bool) -> int:
+    return 1 if value else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How one dialect's driver takes and gives the store's column types."""
+
+    dialect: str
+    #: The driver's placeholder for ``?``.
+    placeholder: str
+    moment: Callable[[datetime | None], Any]
+    day: Callable[[date | None], Any]
+    #: JSON value → parameter; ``None`` is JSON ``null``, as SQLAlchemy's ``JSON`` type stores it.
+    json: Callable[[Any], Any]
+    flag: Callable[[bool], Any]
+    read_moment: Callable[[Any], datetime | None]
+    read_day: Callable[[Any], date | None]
+    read_json: Callable[[Any], Any]
+
+    def sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``IN (...)`` of ``values`` as SQL (``?`` placeholders) and its parameters."""
+        if self.dialect == "postgresql":
+            return "= ANY(?)", [list(values)]
+        return f"IN ({','.join('?' * len(values))})", list(values)
+
+
+SQLITE = Codec(
+    "sqlite", "?", _sqlite_moment, _sqlite_day, _json_dumps, _flag,
+    _sqlite_read_moment, _sqlite_read_day, _sqlite_read_json,
+)  # fmt: skip
+POSTGRESQL = Codec("postgresql", "%s", _same, _same, _json_dumps, bool, _same, _same, _same)
+
+
+class Bulk:
+    """Plain statements on the session's DBAPI connection, in the session's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        connection = session.connection()
+        name = connection.dialect.name
+        if name not in ("sqlite", "postgresql"):
+            raise ValueError(f"no bulk codec for the {name} dialect")
+        self.codec = SQLITE if name == "sqlite" else POSTGRESQL
+        self._dbapi = connection.connection
+
+    def many(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        """``statement`` once per row of parameters (executemany)."""
+        rows = list(rows)
+        if not rows:
+            return
+        cursor = self._dbapi.cursor()
+        try:
+            cursor.executemany(self.codec.sql(statement), rows)
+        finally:
+            cursor.close()
+
+    def run(self, statement: str, params: Sequence[Any] = ()) -> None:
+        cursor = self._dbapi.cursor()
+        try:
+            cursor.execute(self.codec.sql(statement), params)
+        finally:
+            cursor.close()
+
+    def rows(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query, as the driver gives it (decode with the codec's ``read_*``)."""
+        cursor = self._dbapi.cursor()
+        try:
+            cursor.execute(self.codec.sql(statement), params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+
+#: The tables a sync fills: their planner statistics are refreshed as they grow (``Statistics``).
+SYNC_TABLES = ("record_snapshots", "record_fits", "fit_history")
+#: Rows changed before a run first refreshes the statistics (then each time the change doubles).
+STATS_FIRST = 2000
+
+
+class Statistics:
+    """Keeps PostgreSQL's planner statistics of the sync's tables up to date while a run fills them.
+
+    A store's first sync grows ``record_snapshots`` from nothing to every record in minutes, faster
+    than autovacuum analyses it (and autovacuum may be off). Planned on the statistics of an empty
+    table, the per-page queries (the snapshot look-up by external id, the score and write keysets)
+    choose the wrong index and read the whole object type per page: quadratic in the number of
+    records. ``changed(session, n)`` counts rows a run changed and runs ``ANALYZE`` once they pass
+    ``STATS_FIRST`` rows, then each time they double (a handful of times per run, each sampling at
+    most a few ten thousand rows). SQLite plans without statistics: nothing to do there."""
+
+    def __init__(self, tables: Sequence[str] = SYNC_TABLES) -> None:
+        self.tables = tuple(tables)
+        self.pending = 0
+        self.threshold = STATS_FIRST
+
+    def changed(self, session: Session, rows: int) -> None:
+        self.pending += rows
+        if self.pending >= self.threshold:
+            self.threshold = max(STATS_FIRST, self.pending * 2)
+            analyze(session, self.tables)
+
+    def refresh(self, session: Session) -> None:
+        """``ANALYZE`` now if any row changed since the last one."""
+        if self.pending:
+            analyze(session, self.tables)
+
+
+def analyze(session: Session, tables: Sequence[str]) -> None:
+    """Refresh the planner statistics of ``tables`` (PostgreSQL; nothing on SQLite)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    for table in tables:
+        connection.exec_driver_sql(f"ANALYZE {table}")
+
+
+__all__ = ["POSTGRESQL", "SQLITE", "SYNC_TABLES", "Bulk", "Codec", "Statistics", "analyze"]
