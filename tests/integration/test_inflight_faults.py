@@ -345,8 +345,9 @@ def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run
             fake,
             match=lambda method, path: method == "POST" and path.endswith("/batch/update"),
             ids=lambda body: [str(item["id"]) for item in json.loads(body)["inputs"]],
-            # Companies (12 batches) and deals (16) written and committed, 16 of the contacts' 24 batches
-            # answered (the first write call's 20, or both calls' when they overlap), then hold.
+            # 44 answered: the companies' 12 batches, the deals' 16 and 16 of the contacts' 24 (write calls
+            # of 200 records; the next call, or object type, may start while the one before finishes),
+            # then hold.
             pass_first=44,
         )
         assert [len(seeded[o]) for o in HS_OBJECTS.values()] == [120, 159, 240]
@@ -354,7 +355,7 @@ def test_hubspot_sync_killed_with_batches_in_flight_ends_as_an_uninterrupted_run
             killed = kill_mid_write(s, gate, HS_IN_FLIGHT, lambda: len(gate.sent))
             fates = Counter(fate for fate, _ in gate.sent)
             assert fates["applied"] >= HS_IN_FLIGHT // 2 and fates["unapplied"] >= HS_IN_FLIGHT // 2
-            assert len(killed.ok) >= 120 + 159 and len(killed.ok) < total, "killed while writing contacts"
+            assert 0 < len(killed.ok) < total, "killed mid-write: some records committed, not all"
             resume(s, total)
         assert_resent_only_what_was_in_flight([ids for _, ids in gate.sent], killed, per_call=200)
         assert_same_crm(hubspot_records(fake), reference, seeded, HS_SPEC)
