@@ -876,6 +876,15 @@ class FakeHubSpot:
             hi = bisect.bisect_right(index, (ranges[0][1], 2**62))
             total = max(0, hi - lo)
             chosen = [store.records[i] for _, i in index[lo + after : min(hi, lo + after + limit)]]
+        elif (span := self._id_range(groups, sort)) is not None:
+            # Only hs_object_id bounds, sorted by id: a slice of the (ascending) id list.
+            lo = bisect.bisect_left(store.ids, span[0])
+            hi = bisect.bisect_right(store.ids, span[1])
+            live = [i for i in store.ids[lo:hi] if not store.records[i].archived]
+            if descending:
+                live.reverse()
+            total = len(live)
+            chosen = [store.records[i] for i in live[after : after + limit]]
         elif (run := self._one_stamp_by_id(groups, sort)) is not None:
             # One stamp, ids above a bound, sorted by id: also a contiguous run of the (stamp, id) index.
             lo = bisect.bisect_right(index, (run[0], run[1]))
@@ -919,6 +928,26 @@ class FakeHubSpot:
         if after + limit < total:
             answer["paging"] = {"next": {"after": str(after + limit)}}
         return answer
+
+    @staticmethod
+    def _id_range(groups: list[list[Mapping[str, Any]]], sort: Mapping[str, Any]) -> tuple[int, int] | None:
+        """(lowest, highest) id for at most one group of ``hs_object_id`` bounds sorted by id, else None."""
+        if len(groups) > 1 or sort.get("propertyName") != "hs_object_id":
+            return None
+        lo, hi = -(2**62), 2**62
+        for flt in groups[0] if groups else []:
+            op = flt.get("operator")
+            if flt.get("propertyName") != "hs_object_id" or op not in ("GT", "GTE", "LT", "LTE"):
+                return None
+            try:
+                value = int(flt.get("value"))
+            except (TypeError, ValueError):
+                return None
+            if op in ("GT", "GTE"):
+                lo = max(lo, value + (op == "GT"))
+            else:
+                hi = min(hi, value - (op == "LT"))
+        return lo, hi
 
     @staticmethod
     def _one_stamp_by_id(

@@ -18,7 +18,9 @@ Every request goes through ``HubSpotClient.call``, which
   this process (and, with the Redis limiter, in every worker) slows down, not only the one refused.
 
 The client is thread-safe: the connector keeps several requests in flight (``concurrency()`` threads,
-sized from the portal's rate and the latency observed here), each admitted by the same limiter.
+sized from the portal's rate and the latency observed here), each admitted by the same limiter, and
+never more than ``max_concurrency`` at once (page chains, associations reads and overlapping write calls
+together).
 
 No secret is ever put into a log line or an error message: messages are built from the status,
 HubSpot's error ``category`` and its ``message`` only.
@@ -51,7 +53,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.hubspot.options import HubSpotOptions
-from connectors.hubspot.ratelimit import RateLimiter, RequestPacer
+from connectors.hubspot.ratelimit import RateLimiter, RequestPacer, spacing
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +154,13 @@ def _problems(message: str) -> list[dict[str, Any]]:
 
 
 class _Unauthorized(Exception):
-    """Internal: a 401 the client may cure by renewing the OAuth token."""
+    """Internal: a 401 the client may cure by renewing the OAuth token (``renewals``: how many renewals
+    there had been when the refused request went, so that requests in flight renew it once)."""
 
-    def __init__(self, error: AuthError) -> None:
+    def __init__(self, error: AuthError, renewals: int) -> None:
         super().__init__(str(error))
         self.error = error
+        self.renewals = renewals
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -265,6 +269,7 @@ class HubSpotClient:
         self.latency = DEFAULT_LATENCY
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(options.max_concurrency)
         self._refresh_token = credentials.refresh_token
         self._expires_at: float | None = None
         # urllib3 may retry only what cannot have reached the server (connects); everything else is ours.
@@ -306,7 +311,7 @@ class HubSpotClient:
     def concurrency(self) -> int:
         """Requests to keep in flight: enough to use the portal's rate at the latency seen so far
         (rate x latency, plus a quarter for jitter, plus one), at most ``max_concurrency``."""
-        rate = self.options.requests_per_10s * (1 - self.options.rate_headroom) / 10.0
+        rate = 1.0 / spacing(self.options.requests_per_10s, 10.0, self.options.rate_headroom)
         wanted = math.ceil(rate * self.latency * 1.25) + 1
         return max(1, min(self.options.max_concurrency, wanted))
 
@@ -422,15 +427,17 @@ class HubSpotClient:
         self, kind: str, what: str, op: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Response:
         self._ensure_token()
-        self.limiter.acquire("search" if what.startswith("search") else kind)
-        self.count(kind)
+        renewals = self.token_refreshes
         try:
-            started = time.perf_counter()
-            raw = op(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
-            status = int(raw.status)
-            headers = raw.headers
-            body = self._read(raw)
-            self._observe(time.perf_counter() - started)
+            with self._slots:  # at most ``max_concurrency`` requests in flight, whoever sends them
+                self.limiter.acquire("search" if what.startswith("search") else kind)
+                self.count(kind)
+                started = time.perf_counter()
+                raw = op(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+                status = int(raw.status)
+                headers = raw.headers
+                body = self._read(raw)
+                self._observe(time.perf_counter() - started)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # MaxRetryError (urllib3 gave up connecting), ProtocolError (connection dropped), timeouts.
             raise TransientError(f"HubSpot {what}: connection failed ({type(exc).__name__})") from None
@@ -440,7 +447,7 @@ class HubSpotClient:
             self._note_headers(getattr(exc, "headers", None))
             err = translate_api_exception(exc, what=what)
             if isinstance(err, AuthError) and err.status == 401:
-                raise _Unauthorized(err) from None
+                raise _Unauthorized(err, renewals) from None
             raise err from None
         self._note_headers(headers)
         return Response(status, body, headers)
@@ -481,8 +488,9 @@ class HubSpotClient:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Unauthorized):
-                with self._token_lock:
-                    self.refresh_access_token()
+                with self._token_lock:  # unless another request in flight has renewed it meanwhile
+                    if self.token_refreshes == exc.renewals:
+                        self.refresh_access_token()
                 return 0.0
             if isinstance(exc, RateLimitedError):
                 seconds = float(exc.retry_after or 1.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -52,6 +53,8 @@ class HubSpotConnector:
     parallel_pulls = True
     #: Batches per ``write`` call, sent in parallel (see ``connectors.hubspot.write``).
     WRITE_BATCHES_PER_CALL = 20
+    #: ``write`` is thread-safe: the sync starts the next call while the one before is finishing.
+    overlap_write_calls = True
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class HubSpotConnector:
         self.tasks = TaskCreator(self.client, options)
         self._mapping_checked: set[str] = set()
         self._icp_options: dict[str, str] | None = None
+        self._icp_lock = threading.Lock()
 
     @classmethod
     def from_config(
@@ -126,6 +130,10 @@ class HubSpotConnector:
     # -- write --------------------------------------------------------------------------------------
 
     def _icp_option_map(self) -> dict[str, str]:
+        with self._icp_lock:  # two write calls may start at once
+            return self._read_icp_options()
+
+    def _read_icp_options(self) -> dict[str, str]:
         if self._icp_options is None:
             prop = self.properties.property("companies", IDEAL_CUSTOMER_PROFILE)
             if prop is None:

@@ -71,8 +71,10 @@ class HubSpotOptions(BaseModel):
     requests_per_10s: int = Field(100, ge=1, le=1000)
     #: The search endpoints' own limit (HubSpot documents five requests per second per account).
     search_requests_per_second: int = Field(5, ge=1, le=100)
-    #: Share of each limit left unused, for other integrations of the same portal and clock jitter.
-    rate_headroom: float = Field(0.05, ge=0.0, lt=1.0)
+    #: Share of each limit left unused. None by default: HubSpot counts the 10-second window per app, and
+    #: the pacer already spaces requests so that a quarter second of network jitter stays inside it
+    #: (``connectors.hubspot.ratelimit``); raise it when something else spends this app's budget.
+    rate_headroom: float = Field(0.0, ge=0.0, lt=1.0)
     #: Page sizes: the list endpoint allows 100, search 200, batch writes 100.
     list_page_size: int = Field(100, ge=1, le=100)
     search_page_size: int = Field(200, ge=1, le=200)

@@ -9,6 +9,7 @@ that lacks some of the ICP's tiers gets the missing options appended.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from connectors.base import ObjectType
@@ -122,7 +123,8 @@ class PropertyManager:
                 "other", f"read {hs_object} properties", api.get_all_with_http_info, hs_object, archived=False
             )
             results = (answer.body or {}).get("results") or []
-            self._cache[hs_object] = {p["name"]: p for p in results}
+            self._cache[hs_object] = definitions = {p["name"]: p for p in results}
+            return definitions
         return self._cache[hs_object]
 
     def property(self, hs_object: str, name: str) -> dict[str, Any] | None:
@@ -139,8 +141,11 @@ class PropertyManager:
         """Missing owned properties as ``companies.icp_fit_score``; a tier enumeration that lacks an ICP
         tier is listed as ``companies.icp_fit_tier:<tier>``."""
         missing: list[str] = []
-        for hs_object, definitions in self._targets(object_types):
-            existing = self.properties_of(hs_object, fresh=True)
+        targets = self._targets(object_types)
+        # One read per object, all at once (each admitted by the client's limiter).
+        with ThreadPoolExecutor(max(1, len(targets)), thread_name_prefix="hubspot-properties") as pool:
+            read = list(pool.map(lambda t: self.properties_of(t[0], fresh=True), targets))
+        for (hs_object, definitions), existing in zip(targets, read, strict=True):
             for definition in definitions.values():
                 name = definition["name"]
                 current = existing.get(name)

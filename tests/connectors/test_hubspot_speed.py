@@ -56,8 +56,8 @@ def test_write_batches_go_out_in_parallel_and_answer_in_order(fake, clock):
 def test_pool_size_follows_rate_and_latency(fake, clock):
     connector = connector_for(fake, clock, requests_per_10s=100, max_concurrency=8)
     client = connector.client
-    client.latency = 0.25  # 9.5 requests a second x 0.25 s = 2.4 in flight, plus margin
-    assert client.concurrency() == 4
+    client.latency = 0.25  # 9.76 requests a second x 0.25 s = 2.4 in flight; a quarter more, and one
+    assert client.concurrency() == 5
     client.latency = 0.01
     assert client.concurrency() == 2
     client.latency = 5.0
@@ -209,11 +209,12 @@ def test_deal_companies_are_read_a_thousand_deals_at_a_time(fake, clock):
         fake.associate("deals", deal, "companies", companies[n % 10], [5, 341], [6, 342])
     connector = installed(fake, clock)
     pages = list(connector.pull("opportunity", None))
-    records = [r for p in pages for r in p.records]
-    assert [r.external_id for r in records] == deals
-    assert all(r.status["account_id"] == companies[n % 10] for n, r in enumerate(records))
-    assert fake.calls["associations:deals"] == 3 and fake.calls["list:deals"] == 25
-    assert [p.cursor is None for p in pages] == [True] * 24 + [False]
+    records = {r.external_id: r for p in pages for r in p.records}
+    assert sorted(records) == deals and sum(len(p.records) for p in pages) == 2500
+    assert all(records[d].status["account_id"] == companies[n % 10] for n, d in enumerate(deals))
+    # 1,000 ids a read, across list (100) and search (200) pages alike
+    assert fake.calls["associations:deals"] == 3
+    assert [p.cursor is None for p in pages] == [True] * (len(pages) - 1) + [False]
 
 
 def test_enumeration_values_arrive_as_their_labels(fake, clock):

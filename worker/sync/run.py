@@ -27,7 +27,7 @@ from worker.sync.plan import plan, record_row
 from worker.sync.pull import pull_objects
 from worker.sync.score import ScoringContext, score_object
 from worker.sync.tables import ProgressFn
-from worker.sync.write import RecordError, write_object
+from worker.sync.write import RecordError, write_objects
 
 # The name ``worker.observability`` lifts the run id from (see ``lift_run_id``).
 log = structlog.get_logger("worker.sync")
@@ -201,8 +201,7 @@ def run_phases(
     for obj in policy.objects:
         score_object(store, ctx, obj, counts, progress)
     t = run.timed("score", t)
-    for obj in policy.objects:
-        write_object(store, run.conn_id, obj, connector, counts, now, progress, run.errors)
+    write_objects(store, run.conn_id, policy.objects, connector, counts, now, progress, run.errors)
     t = run.timed("write", t)
     if cfg.reengage.create_tasks:
         create_followups(store, run.conn_id, cfg, connector, counts, now)

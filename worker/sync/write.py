@@ -48,45 +48,71 @@ def write_object(
     progress: ProgressFn | None,
     errors: list[RecordError] | None = None,
 ) -> None:
-    """Send every pending (or previously failed) record once, in the connector's batch size.
+    """``write_objects`` for one object type."""
+    write_objects(store, conn_id, (object_type,), connector, counts, now, progress, errors)
+
+
+def write_objects(
+    store: Store,
+    conn_id: int,
+    object_types: Sequence[ObjectType],
+    connector: Connector,
+    counts: RunCounts,
+    now: datetime,
+    progress: ProgressFn | None,
+    errors: list[RecordError] | None = None,
+) -> None:
+    """Send every pending (or previously failed) record of each object type once, in the connector's
+    batch size, one object type after the other.
 
     Last run's failures go first, then the pending records: a record failing now is marked ``error``
     and not tried again in this run. A connector that keeps requests in flight
     (``records_per_write_call``) gets its next call while this thread commits the answers of the one
     before, so the CRM's rate is not left idle during our own work (a crash re-sends at most those two
-    calls' records: updates are idempotent). The first ``MAX_RECORD_ERRORS`` refusals of the run are
-    kept in ``errors``.
+    calls' records: updates are idempotent); with ``overlap_write_calls`` (its ``write`` is thread-safe)
+    the next call also starts while the one before is finishing, the next object type's first call
+    while the last of the one before is, so no call's last requests leave the CRM's rate idle either.
+    The first ``MAX_RECORD_ERRORS`` refusals of the run are kept in ``errors``.
     """
     per_call = int(getattr(connector, "records_per_write_call", 0) or 0)
     batch = max(1, per_call or int(connector.write_batch_size))
-    chunks = _pending_chunks(store, conn_id, object_type, batch)
     if not per_call:
-        for rows in chunks:
-            write_batch(store, object_type, connector, rows, counts, now, errors)
-            if progress:
-                progress(f"write:{object_type}", len(rows))
+        for object_type in object_types:
+            for rows in _pending_chunks(store, conn_id, object_type, batch):
+                write_batch(store, object_type, connector, rows, counts, now, errors)
+                if progress:
+                    progress(f"write:{object_type}", len(rows))
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-ahead") as ahead:
-        in_flight: tuple[Sequence[Any], Future[list[WriteResult]]] | None = None
-        for rows in chunks:
-            sent = (rows, ahead.submit(connector.write, object_type, _updates(rows)))
+    chunks = (
+        (object_type, rows)
+        for object_type in object_types
+        for rows in _pending_chunks(store, conn_id, object_type, batch)
+    )
+    overlap = 2 if getattr(connector, "overlap_write_calls", False) else 1
+    with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="write-ahead") as ahead:
+        in_flight: _Call | None = None
+        for object_type, rows in chunks:
+            sent = (object_type, rows, ahead.submit(connector.write, object_type, _updates(rows)))
             if in_flight is not None:
-                _settle(store, in_flight, counts, now, object_type, progress, errors)
+                _settle(store, in_flight, counts, now, progress, errors)
             in_flight = sent
         if in_flight is not None:
-            _settle(store, in_flight, counts, now, object_type, progress, errors)
+            _settle(store, in_flight, counts, now, progress, errors)
+
+
+#: A write call in flight: its object type, its rows, the connector's answer to come.
+_Call = tuple[ObjectType, Sequence[Any], "Future[list[WriteResult]]"]
 
 
 def _settle(
     store: Store,
-    in_flight: tuple[Sequence[Any], Future[list[WriteResult]]],
+    in_flight: _Call,
     counts: RunCounts,
     now: datetime,
-    object_type: ObjectType,
     progress: ProgressFn | None,
     errors: list[RecordError] | None,
 ) -> None:
-    rows, answer = in_flight
+    object_type, rows, answer = in_flight
     store_results(store, rows, answer.result(), counts, now, object_type, errors)
     if progress:
         progress(f"write:{object_type}", len(rows))
