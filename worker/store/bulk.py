@@ -219,19 +219,24 @@ class Statistics:
 
     def __init__(self, tables: Sequence[str] = SYNC_TABLES) -> None:
         self.tables = tuple(tables)
-        self.pending = 0
+        self.total = 0
+        self.since = 0
         self.threshold = STATS_FIRST
 
     def changed(self, session: Session, rows: int) -> None:
-        self.pending += rows
-        if self.pending >= self.threshold:
-            self.threshold = max(STATS_FIRST, self.pending * STATS_GROWTH)
-            analyze(session, self.tables)
+        self.total += rows
+        self.since += rows
+        if self.total >= self.threshold:
+            self.threshold = max(STATS_FIRST, self.total * STATS_GROWTH)
+            self.refresh(session)
 
     def refresh(self, session: Session) -> None:
-        """``ANALYZE`` now if any row changed since the last one."""
-        if self.pending:
+        """``ANALYZE`` now if any row changed since the last one (at the end of an object type: the
+        next one's rows were not in the statistics yet, and its queries would be planned as if it had
+        none)."""
+        if self.since:
             analyze(session, self.tables)
+            self.since = 0
 
 
 def analyze(session: Session, tables: Sequence[str]) -> None:

@@ -90,11 +90,13 @@ def opportunity_statuses(
     bulk = Bulk(session)
     where, params = bulk.codec.in_list(ids)
     js = bulk.codec.read_json
-    for parent, status in bulk.rows(
-        "SELECT parent_id, status FROM record_snapshots WHERE connection_id = ?"
-        f" AND object_type = 'opportunity' AND parent_id {where} ORDER BY id",
+    rows = bulk.rows(
+        "SELECT id, parent_id, status FROM record_snapshots WHERE connection_id = ?"
+        f" AND object_type = 'opportunity' AND parent_id {where}",
         [conn_id, *params],
-    ):
+    )
+    rows.sort()  # here, not in SQL: ORDER BY id would tempt the planner into a walk of the whole table
+    for _, parent, status in rows:
         out.setdefault(parent, []).append(js(status) or {})
     return out
 

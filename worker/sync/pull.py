@@ -211,9 +211,13 @@ def pull_objects(
             for page in connector.pull(obj, sinces[obj]):
                 _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally, stats)
             _leftover_problems(connector, obj, counts, tally)
+            with store.session() as s:
+                stats.refresh(s)
     else:
         for obj, page in _concurrent_pages(connector, sinces):
             _store_page(store, conn_id, norm, obj, page, now, counts, progress, connector, tally, stats)
+        with store.session() as s:
+            stats.refresh(s)
     if run_id is not None and tally.entries:
         with store.session() as s:
             tally.store(s, run_id, conn_id)

@@ -58,7 +58,7 @@ class ScoringContext:
     now: datetime
     run_id: int
     #: The score phase's planner statistics (one for every object type's batches).
-    stats: Statistics = field(default_factory=lambda: Statistics(("record_fits",)))
+    stats: Statistics = field(default_factory=lambda: Statistics(("record_fits", "reengage_flags")))
 
 
 @dataclass
@@ -259,6 +259,7 @@ def score_object(
         with store.session() as s:
             rows = rows_to_score(Bulk(s), ctx.conn_id, object_type, ctx.policy.icp_version, last_id)
             if not rows:
+                ctx.stats.refresh(s)  # the next object type is planned with this one's rows counted
                 return
             last_id = rows[-1].id
             changed_accounts = score_batch(s, ctx, object_type, rows, counts)
