@@ -119,25 +119,36 @@ def test_sqlite_codec_matches_sqlalchemy_formats():
 
 @pytest.mark.postgres
 def test_statistics_refresh_as_the_tables_grow():
-    """Below the first threshold nothing is analysed; past it the tables have planner statistics."""
+    """Below the first threshold nothing is analysed; past it, or at the end of an object type with rows
+    changed, the tables have planner statistics."""
     store, drop = _pg_store()
     try:
 
-        def reltuples() -> float:
+        def reltuples(table: str) -> float:
             with store.engine.connect() as conn:
                 return conn.execute(
                     text(
-                        "SELECT reltuples FROM pg_class WHERE relname = 'record_snapshots'"
+                        "SELECT reltuples FROM pg_class WHERE relname = :t"
                         " AND relnamespace = current_schema()::regnamespace"
-                    )
+                    ),
+                    {"t": table},
                 ).scalar_one()
 
-        stats = Statistics()
+        stats = Statistics(("record_snapshots",))
         with store.session() as s:
             stats.changed(s, 10)
-        assert reltuples() == -1  # never analysed
+        assert reltuples("record_snapshots") == -1  # never analysed
         with store.session() as s:
             stats.changed(s, 5000)
-        assert reltuples() == 0  # analysed (the table is empty)
+        assert reltuples("record_snapshots") == 0  # analysed (the table is empty)
+
+        at_the_end = Statistics(("record_fits",))
+        with store.session() as s:
+            at_the_end.refresh(s)  # nothing changed: nothing to do
+        assert reltuples("record_fits") == -1
+        with store.session() as s:
+            at_the_end.changed(s, 10)
+            at_the_end.refresh(s)  # an object type done: its rows count now
+        assert reltuples("record_fits") == 0
     finally:
         drop()
