@@ -584,7 +584,7 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
 class Fault:
     """Applies ``action`` to the next ``count`` matching requests after skipping ``after`` of them."""
 
-    action: str  # status | drop | drop_response | delay | expire
+    action: str  # status | drop | drop_response | delay | expire | exhaust
     count: int = 1
     after: int = 0
     status: int = 503
@@ -701,6 +701,10 @@ class FakeSalesforce:
         self.locks: dict[str, int] = {}
         self.rejects: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         self.calls: Counter[str] = Counter()
+        #: Successful saves per record id (a record written twice shows 2).
+        self.saved: Counter[str] = Counter()
+        #: Requests being handled now, and the most seen at once (answers held back count).
+        self.in_flight = self.max_in_flight = 0
         self.log: list[RequestRecord] = []
         self.login_hosts: list[str] = []
         #: Bulk API 2.0 jobs and allocations (``testing.salesforce_bulk``).
@@ -990,6 +994,11 @@ class FakeSalesforce:
         else:
             self.faults.append(Fault("expire", 1, after))
 
+    def exhaust_daily_allocation(self, *, after: int = 0, path: str | None = None) -> None:
+        """After ``after`` more matching REST requests, the org's other integrations have used the rest
+        of the daily allocation: that request and every later one answers ``REQUEST_LIMIT_EXCEEDED``."""
+        self.faults.append(Fault("exhaust", 1, after, path=path))
+
     def lock_records(self, ids: Iterable[str], times: int = 1) -> None:
         """Writes to these ids fail with ``UNABLE_TO_LOCK_ROW`` the next ``times`` times."""
         for i in ids:
@@ -1017,6 +1026,8 @@ class FakeSalesforce:
         with self.lock:
             self.calls.clear()
             self.log.clear()
+            self.saved.clear()
+            self.max_in_flight = self.in_flight
 
     # ------------------------------------------------------------------------------ dispatch
 
@@ -1035,6 +1046,8 @@ class FakeSalesforce:
         with self.lock:
             if fault is not None and fault.action == "expire":
                 self._sessions.clear()
+            if fault is not None and fault.action == "exhaust":
+                self.daily_used = max(self.daily_used, self.daily_limit)
             if fault is not None and fault.action == "status" and is_auth:
                 # Login servers answer an outage with an HTML page, not a JSON or SOAP body.
                 response = Response(
@@ -1580,6 +1593,7 @@ class FakeSalesforce:
             ]
         for table, row in staged:
             table.put(row)
+            self.saved[row[0]] += 1
         return results
 
     def _save_one(
@@ -1947,9 +1961,16 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         fake: FakeSalesforce = self.server.fake  # type: ignore[attr-defined]
         headers = CaseInsensitiveDict(dict(self.headers.items()))
-        response = fake.dispatch(method, self.path, headers, body)
-        if response.delay or fake.latency:
-            time.sleep(response.delay + fake.latency)
+        with fake.lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            response = fake.dispatch(method, self.path, headers, body)
+            if response.delay or fake.latency:
+                time.sleep(response.delay + fake.latency)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
         if response.drop:
             self.close_connection = True
             return

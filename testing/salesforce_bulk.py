@@ -12,7 +12,8 @@ developer guide:
   rows come in Id order, not in any order the query asked for.
 * ingest jobs: ``POST .../jobs/ingest`` (``object``, ``operation`` update, ``externalIdFieldName``...),
   job state Open; ``PUT .../jobs/ingest/{id}/batches`` (``text/csv``, 201, at most 100 MB raw data);
-  ``PATCH`` ``{"state": "UploadComplete"}`` or ``Aborted``; processing is the REST save path, so a
+  ``PATCH`` ``{"state": "UploadComplete"}`` (400 ``INVALIDJOB`` after more than one upload: a job takes
+  its data in one ``PUT``) or ``Aborted``; processing is the REST save path, so a
   record fails (lock, deleted, invalid value) exactly as it would through sObject Collections;
   ``GET .../successfulResults/`` (``sf__Id``, ``sf__Created``, then the uploaded columns),
   ``.../failedResults/`` (``sf__Id``, ``sf__Error`` as ``CODE:message:fields``), and
@@ -31,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,13 +57,21 @@ class Job:
     delimiter: str
     line_ending: str
     columns: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)  # query results, or uploaded rows
+    #: A query job's results as CSV rows (no header) and where each row starts: kept as bytes, as the
+    #: org keeps result files, so 100,000-row jobs stay small.
+    data: bytes = b""
+    offsets: array = field(default_factory=lambda: array("Q"))
     uploads: list[bytes] = field(default_factory=list)
     polls_left: int = 0
     fail: str | None = None
-    successes: list[list[str]] = field(default_factory=list)
-    failures: list[list[str]] = field(default_factory=list)
-    unprocessed: list[list[str]] = field(default_factory=list)
+    #: An ingest job's outcome by uploaded row: the first ``processed`` rows were processed, those in
+    #: ``failed`` with that ``sf__Error``; the rows after ``processed`` are unprocessed.
+    processed: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets) - 1 if self.offsets else 0
 
 
 class BulkApi:
@@ -206,10 +216,18 @@ class BulkApi:
         types = [table.fields[f.lower()].type for f in q.fields]
         cols = [table.col[f.lower()] for f in q.fields]
         job.columns = names
-        job.rows = [
-            [_cell(row[i] if i < len(row) else None, t) for i, t in zip(cols, types, strict=True)]
-            for row in sorted(rows, key=lambda r: r[0])  # chunked by primary key: Id order
-        ]
+        out = io.BytesIO()
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(
+            text, delimiter=job.delimiter, lineterminator=job.line_ending, quoting=csv.QUOTE_ALL
+        )
+        job.offsets.append(0)
+        for row in sorted(rows, key=lambda r: r[0]):  # chunked by primary key: Id order
+            writer.writerow(
+                [_cell(row[i] if i < len(row) else None, t) for i, t in zip(cols, types, strict=True)]
+            )
+            job.offsets.append(out.tell())
+        job.data = out.getvalue()
         job.info.update(operation=operation, object=table.name, state="UploadComplete")
         job.polls_left = self.polls
         return None
@@ -232,7 +250,7 @@ class BulkApi:
         if job.fail:
             job.info.update(state="Failed", errorMessage=job.fail)
             return
-        job.info.update(state="JobComplete", numberRecordsProcessed=len(job.rows), retries=0)
+        job.info.update(state="JobComplete", numberRecordsProcessed=job.size, retries=0)
 
     def _set_state(self, job: Job, body: bytes) -> Response:
         import json
@@ -242,10 +260,16 @@ class BulkApi:
         wanted = str((json.loads(body or b"{}") or {}).get("state") or "")
         state = job.info["state"]
         if wanted == "Aborted" and state not in ("JobComplete", "Failed", "Aborted"):
-            job.info["state"] = "Aborted"
-            if job.kind == "ingest":
-                job.unprocessed = self._parse_uploads(job)[1]
+            job.info["state"] = "Aborted"  # an ingest job's uploaded rows stay unprocessed
             return Response(200, dict(job.info))
+        if job.kind == "ingest" and wanted == "UploadComplete" and state == "Open" and len(job.uploads) > 1:
+            # Bulk API 2.0 takes one upload per job (it splits the data into batches itself).
+            return _error(
+                400,
+                "INVALIDJOB",
+                f"Found multiple contents for job: <{job.id}>, please 'Close' / 'Abort' / 'Delete' the "
+                "current Job then create a new Job and make sure you only do 'PUT' once on a given Job.",
+            )
         if job.kind == "ingest" and wanted == "UploadComplete" and state == "Open":
             job.info["state"] = "UploadComplete"
             job.polls_left = self.polls
@@ -260,17 +284,17 @@ class BulkApi:
         if job.info["state"] != "JobComplete":
             return _error(400, "INVALIDJOBSTATE", f"InvalidJobState : job is {job.info['state']}")
         start = int(params.get("locator") or 0) if (params.get("locator") or "0").isdigit() else -1
-        if start < 0 or start > len(job.rows):
+        if start < 0 or start > job.size:
             return _error(400, "INVALIDLOCATOR", "InvalidLocator : the locator is not valid")
         size = int(params.get("maxRecords") or DEFAULT_MAX_RECORDS)
-        chunk = job.rows[start : start + max(1, size)]
-        nxt = start + len(chunk)
+        nxt = min(job.size, start + max(1, size))
         headers = {
             "Content-Type": "text/csv",
-            "Sforce-NumberOfRecords": str(len(chunk)),
-            "Sforce-Locator": str(nxt) if nxt < len(job.rows) else "null",
+            "Sforce-NumberOfRecords": str(nxt - start),
+            "Sforce-Locator": str(nxt) if nxt < job.size else "null",
         }
-        return Response(200, raw=_csv(job, job.columns, chunk), headers=headers)
+        body = _csv(job, job.columns, []) + job.data[job.offsets[start] : job.offsets[nxt]]
+        return Response(200, raw=body, headers=headers)
 
     # -- ingest ---------------------------------------------------------------------------------------
 
@@ -309,14 +333,13 @@ class BulkApi:
         columns, rows, problem = self._parse_uploads(job)
         if problem is not None:
             job.info.update(state="Failed", errorMessage=problem)
-            job.unprocessed = []
             return
         if "Id" not in columns:
             job.info.update(state="Failed", errorMessage="InvalidBatch : Field name not found : Id")
             return
         done = rows
         if job.fail:
-            done, job.unprocessed = rows[: len(rows) // 2], rows[len(rows) // 2 :]
+            done = rows[: len(rows) // 2]
         table = self.fake.table(job.info["object"])
         records = []
         for row in done:
@@ -329,17 +352,14 @@ class BulkApi:
                     record[name] = None if cell == "#N/A" else _typed(cell, f.type if f else "string")
             records.append(record)
         results = self.fake._save_all("PATCH", records, all_or_none=False) if records else []
-        for row, result in zip(done, results, strict=True):
-            record_id = row[columns.index("Id")]
-            if result.get("success"):
-                job.successes.append([record_id, "false", *row])
-            else:
+        for index, result in enumerate(results):
+            if not result.get("success"):
                 err = (result.get("errors") or [{}])[0]
                 fields = ":".join(err.get("fields") or [])
-                text = f"{err.get('statusCode')}:{err.get('message')}:{fields or '--'}"
-                job.failures.append([record_id, text, *row])
+                job.failed[index] = f"{err.get('statusCode')}:{err.get('message')}:{fields or '--'}"
+        job.processed = len(done)
         self.batches_used += max(1, -(-len(rows) // RECORDS_PER_BATCH))
-        job.info.update(numberRecordsProcessed=len(done), numberRecordsFailed=len(job.failures))
+        job.info.update(numberRecordsProcessed=len(done), numberRecordsFailed=len(job.failed))
         if job.fail:
             job.info.update(state="Failed", errorMessage=job.fail)
         else:
@@ -350,13 +370,19 @@ class BulkApi:
 
         if job.info["state"] not in ("JobComplete", "Failed", "Aborted"):
             return _error(400, "INVALIDJOBSTATE", f"InvalidJobState : job is {job.info['state']}")
+        columns, rows, _ = self._parse_uploads(job)  # results are rebuilt from the kept upload
+        at_id = columns.index("Id") if "Id" in columns else 0
         if which == "successfulResults":
-            header, rows = ["sf__Id", "sf__Created", *job.columns], job.successes
+            header = ["sf__Id", "sf__Created", *columns]
+            out = [
+                [r[at_id], "false", *r] for i, r in enumerate(rows[: job.processed]) if i not in job.failed
+            ]
         elif which == "failedResults":
-            header, rows = ["sf__Id", "sf__Error", *job.columns], job.failures
+            header = ["sf__Id", "sf__Error", *columns]
+            out = [[rows[i][at_id], error, *rows[i]] for i, error in sorted(job.failed.items())]
         else:
-            header, rows = list(job.columns), job.unprocessed
-        return Response(200, raw=_csv(job, header, rows), headers={"Content-Type": "text/csv"})
+            header, out = list(columns), rows[job.processed :]
+        return Response(200, raw=_csv(job, header, out), headers={"Content-Type": "text/csv"})
 
 
 def _csv(job: Job, header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:

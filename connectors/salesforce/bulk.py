@@ -24,8 +24,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,14 @@ def parse_csv(text: str) -> tuple[list[str], list[list[str]]]:
     return header, [row for row in reader if row]
 
 
+def read_csv(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
+    """Header and lazily read rows of a Bulk API CSV body, decoded as they are read (a result set of
+    50,000 rows is never held as cells, nor as one wide string)."""
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""))
+    header = next(reader, [])
+    return header, (row for row in reader if row)
+
+
 def typed_row(header: Sequence[str], row: Sequence[str], types: Mapping[str, str]) -> dict[str, Any]:
     """A CSV row as the REST API's JSON would give it: null for an empty cell, booleans and numbers."""
     out: dict[str, Any] = {}
@@ -90,12 +99,39 @@ def csv_cell(value: Any) -> str:
     return str(value)
 
 
-def to_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
+class _Encoded:
+    """A file for ``csv.writer`` that keeps what is written as UTF-8 pieces (never a wide str)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        self.parts.append(data)
+        self.size += len(data)
+        return len(text)
+
+
+def csv_uploads(
+    header: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], limit: int = MAX_UPLOAD_BYTES
+) -> Iterator[tuple[list[str], bytes]]:
+    """``(ids, CSV)`` uploads of ``rows`` (comma, LF, header first), each at most about ``limit`` bytes."""
+    out: _Encoded | None = None
+    ids: list[str] = []
+    writer: Any = None
+    for record_id, cells in rows:
+        if out is None:
+            out, ids = _Encoded(), []
+            writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(header)
+        writer.writerow([record_id, *cells])
+        ids.append(record_id)
+        if out.size >= limit:
+            yield ids, b"".join(out.parts)
+            out = None
+    if out is not None:
+        yield ids, b"".join(out.parts)
 
 
 def _error_parts(text: str) -> tuple[str, str]:
@@ -123,6 +159,8 @@ class BulkJobs:
         self.options = options
         self.clock = clock
         self._allocation: Allocation | None = None
+        #: Jobs of several threads (parallel pulls, write-ahead) share the allocation and the counts.
+        self._lock = threading.Lock()
         #: Jobs created, by kind (for tests and the benchmark).
         self.jobs = {"query": 0, "ingest": 0}
 
@@ -146,15 +184,18 @@ class BulkJobs:
 
     def allocation(self) -> Allocation:
         """What is left of the day's Bulk API allocation (one ``limits`` call per connector)."""
-        if self._allocation is None:
-            limits = self.client.rest("other", "limits") or {}
+        with self._lock:
+            if self._allocation is None:
+                limits = self.client.rest("other", "limits") or {}
 
-            def remaining(name: str) -> int | None:
-                value = (limits.get(name) or {}).get("Remaining")
-                return None if value is None else int(value)
+                def remaining(name: str) -> int | None:
+                    value = (limits.get(name) or {}).get("Remaining")
+                    return None if value is None else int(value)
 
-            self._allocation = Allocation(remaining("DailyBulkV2QueryJobs"), remaining("DailyBulkApiBatches"))
-        return self._allocation
+                self._allocation = Allocation(
+                    remaining("DailyBulkV2QueryJobs"), remaining("DailyBulkApiBatches")
+                )
+            return self._allocation
 
     def _create(self, kind: str, job: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -163,7 +204,8 @@ class BulkJobs:
             if exc.status in (400, 403) and exc.code in ("LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED"):
                 raise BulkUnavailable(exc.message) from None
             raise
-        self.jobs[job] += 1
+        with self._lock:
+            self.jobs[job] += 1
         return info
 
     def _wait(self, kind: str, job: str, job_id: str) -> dict[str, Any]:
@@ -188,9 +230,10 @@ class BulkJobs:
 
     def query(
         self, soql: str, types: Mapping[str, str], *, all_rows: bool = False
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Result sets of a query job as REST-like rows. ``BulkUnavailable`` before the first set when
-        the job cannot run or does not complete (nothing has been handed out then)."""
+    ) -> Iterator[Iterator[dict[str, Any]]]:
+        """Result sets of a query job, each an iterator of REST-like rows (read it before asking for
+        the next set). ``BulkUnavailable`` before the first set when the job cannot run or does not
+        complete (nothing has been handed out then)."""
         if self.allocation().query_jobs == 0:
             raise BulkUnavailable("the daily allocation of Bulk API 2.0 query jobs is used up")
         body = {"operation": "queryAll" if all_rows else "query", "query": soql, "contentType": "CSV",
@@ -208,55 +251,44 @@ class BulkJobs:
             if locator:
                 params["locator"] = locator
             response = self._send("read", "GET", f"jobs/query/{job_id}/results", params=params)
-            header, rows = parse_csv(response.content.decode("utf-8"))
-            yield [typed_row(header, row, types) for row in rows]
             locator = response.headers.get("Sforce-Locator")
+            header, rows = read_csv(response.content)
+            del response
+            yield (typed_row(header, row, types) for row in rows)
             if not locator or locator == "null":
                 return
 
     # -- ingest ---------------------------------------------------------------------------------------
 
-    def update(self, sobject: str, records: Sequence[Mapping[str, Any]]) -> dict[str, WriteResult]:
-        """Update ``records`` (REST bodies: ``id`` plus field values) through ingest jobs; results by id.
-        ``BulkUnavailable`` when no job could be created (nothing was sent)."""
+    def update(
+        self, sobject: str, columns: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], *, count: int
+    ) -> dict[str, WriteResult]:
+        """Update records through ingest jobs: ``rows`` are ``(Id, cells)`` with one cell per column of
+        ``columns`` (``""`` leaves a field alone, ``#N/A`` clears it), ``count`` of them; results by id.
+        ``BulkUnavailable`` when the allocation is used up (nothing was sent). The CSV is written as the
+        rows come, one job per ``MAX_UPLOAD_BYTES``: only the encoded upload is held, no row copies."""
         allocation = self.allocation()
-        needed = -(-len(records) // RECORDS_PER_BATCH)
+        needed = -(-count // RECORDS_PER_BATCH)
         if allocation.batches is not None and allocation.batches < needed:
             raise BulkUnavailable("the daily allocation of Bulk API batches is used up")
-        columns = sorted({k for r in records for k in r if k not in ("id", "attributes")})
-        header = ["Id", *columns]
         results: dict[str, WriteResult] = {}
-        for chunk in self._chunks(records, header):
-            results.update(self._ingest(sobject, header, chunk))
+        for ids, data in csv_uploads(["Id", *columns], rows):
+            results.update(self._ingest(sobject, ids, data))
         return results
 
-    def _chunks(self, records: Sequence[Mapping[str, Any]], header: list[str]) -> Iterator[list[list[str]]]:
-        rows: list[list[str]] = []
-        size = 0
-        for record in records:
-            row = [str(record["id"]), *(csv_cell(record[c]) if c in record else "" for c in header[1:])]
-            rows.append(row)
-            size += sum(len(c) + 3 for c in row)
-            if size >= MAX_UPLOAD_BYTES:
-                yield rows
-                rows, size = [], 0
-        if rows:
-            yield rows
-
-    def _ingest(self, sobject: str, header: list[str], rows: list[list[str]]) -> dict[str, WriteResult]:
+    def _ingest(self, sobject: str, ids: list[str], data: bytes) -> dict[str, WriteResult]:
         body = {"object": sobject, "operation": "update", "contentType": "CSV", "columnDelimiter": "COMMA",
                 "lineEnding": "LF"}  # fmt: skip
         job_id = str(self._create("write", "ingest", body)["id"])
-        self._send("write", "PUT", f"jobs/ingest/{job_id}/batches", data=to_csv(header, rows))
+        self._send("write", "PUT", f"jobs/ingest/{job_id}/batches", data=data)
         self._send("write", "PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"})
         info = self._wait("write", "ingest", job_id)
-        ids = [row[0] for row in rows]
         processed = int(info.get("numberRecordsProcessed") or 0)
         failed = int(info.get("numberRecordsFailed") or 0)
-        if info.get("state") == "JobComplete" and processed == len(rows) and failed == 0:
+        if info.get("state") == "JobComplete" and processed == len(ids) and failed == 0:
             return {record_id: WriteResult(record_id, True) for record_id in ids}
         results = self._failed(job_id) if failed or info.get("state") != "JobComplete" else {}
-        if info.get("state") == "JobComplete" and processed == len(rows):
+        if info.get("state") == "JobComplete" and processed == len(ids):
             for record_id in ids:
                 results.setdefault(record_id, WriteResult(record_id, True))
             return results

@@ -14,6 +14,12 @@ Every request this connector makes goes through ``SalesforceClient.call``, which
   an injectable ``sleep``), but only for requests that are safe to repeat;
 * translates simple-salesforce and requests exceptions once into ``connectors.errors`` types whose
   messages never contain a secret.
+
+The client is thread-safe: the connector keeps several requests in flight (sObject Collections writes,
+object types pulled in parallel), at most ``max_concurrency`` at once across every thread. Calls are
+counted where each HTTP exchange ends, by the kind of the thread's request, under one lock; the reserve
+check counts the requests still in flight; and when several requests meet ``INVALID_SESSION_ID`` at
+once, the first renews the session and the others wait for it and retry with the new one.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import logging
 import math
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -190,17 +198,42 @@ class SalesforceClient:
         self.session = session or requests.Session()
         self.session.hooks.setdefault("response", []).append(self._on_response)
         self._sf: Salesforce | None = None
-        self._kind = "other"
         self._secrets = credentials.secret_values()
+        #: Guards ``usage`` and ``_in_flight``; held only for counting, never across a request.
+        self._lock = threading.Lock()
+        #: Held while logging in: one login at a time, the other threads wait for its session.
+        self._login_lock = threading.Lock()
+        #: Bumped on every new session, so a thread can tell whether its expired session was renewed.
+        self._generation = 0
+        self._in_flight = 0
+        self._slots = threading.BoundedSemaphore(options.max_concurrency)
+        self._local = threading.local()  # .kind: the kind of the request this thread is making
 
     # ------------------------------------------------------------------------------------ plumbing
 
+    @property
+    def concurrency(self) -> int:
+        """Requests this client keeps in flight at most (``max_concurrency``)."""
+        return self.options.max_concurrency
+
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Count every HTTP exchange and read the org's daily usage from ``Sforce-Limit-Info``."""
-        self.usage.count(self._kind)
+        """Count every HTTP exchange (as the kind of the request this thread is making) and read the
+        org's daily usage from ``Sforce-Limit-Info``."""
+        kind = getattr(self._local, "kind", "other")
         match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
-        if match:
-            self.usage.daily_used, self.usage.daily_limit = int(match.group(1)), int(match.group(2))
+        with self._lock:
+            self.usage.count(kind)
+            if match:
+                used, limit = int(match.group(1)), int(match.group(2))
+                # Answers of parallel requests arrive in any order: keep the highest usage seen.
+                if self.usage.daily_limit != limit or (self.usage.daily_used or 0) < used:
+                    self.usage.daily_used, self.usage.daily_limit = used, limit
+
+    def usage_snapshot(self) -> ApiUsage:
+        """A copy of ``usage``, consistent even while requests are in flight."""
+        with self._lock:
+            u = self.usage
+            return ApiUsage(calls=dict(u.calls), daily_used=u.daily_used, daily_limit=u.daily_limit)
 
     def redact(self, text: str) -> str:
         return _redact(text, self._secrets)
@@ -211,7 +244,7 @@ class SalesforceClient:
 
     def _login(self) -> Salesforce:
         opts, cred = self.options, self.credentials
-        self._kind = "other"
+        self._local.kind = "other"
         if cred.auth == "session":
             assert cred.session_id is not None and opts.instance_url is not None
             session_id, instance = cred.session_id.get_secret_value(), opts.instance_url
@@ -298,11 +331,13 @@ class SalesforceClient:
             raise AuthError("Salesforce login: unexpected response from the token endpoint") from None
 
     def _check_reserve(self) -> None:
+        """Refuse a request that could cross the reserved share (call with ``_lock`` held): the
+        requests still in flight count as used, since their answers may each add one."""
         used, limit = self.usage.daily_used, self.usage.daily_limit
         if used is None or not limit:
             return
         allowed = math.floor(limit * (1.0 - self.options.reserve_share))
-        if used + 1 > allowed:
+        if used + self._in_flight + 1 > allowed:
             raise QuotaExceededError(
                 f"stopping before the reserved share of the daily API allocation: {used}/{limit} calls used, "
                 f"{self.options.reserve_share:.0%} is left to the org's other integrations",
@@ -392,35 +427,73 @@ class SalesforceClient:
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning("Salesforce request failed (%s); retry %d in %.1fs", exc, state.attempt_number, wait)
 
+    def _session_now(self) -> tuple[Salesforce, int]:
+        """The current session and its generation, logging in first if there is none (one thread
+        logs in; the others wait for its session)."""
+        with self._login_lock:
+            if self._sf is None:
+                self._sf = self._login()
+                self._generation += 1
+            return self._sf, self._generation
+
+    def _renew(self, generation: int, what: str) -> None:
+        """Replace the session of ``generation`` after ``INVALID_SESSION_ID``, unless another thread
+        already has (then its session is used)."""
+        with self._login_lock:
+            if self._generation != generation or self._sf is None:
+                return
+            log.info("Salesforce session expired during %s; re-authenticating", what)
+            self._sf = None  # a failed login leaves none: the next request tries again
+            self._sf = self._login()
+            self._generation += 1
+
+    @contextmanager
+    def _slot(self, kind: str) -> Iterator[None]:
+        """One of the ``max_concurrency`` request slots, after the reserve check; the thread's
+        requests count as ``kind`` meanwhile."""
+        self._slots.acquire()
+        try:
+            with self._lock:
+                self._check_reserve()
+                self._in_flight += 1
+        except BaseException:
+            self._slots.release()
+            raise
+        self._local.kind = kind
+        try:
+            yield
+        finally:
+            self._local.kind = "other"
+            with self._lock:
+                self._in_flight -= 1
+            self._slots.release()
+
     def _attempt(self, kind: str, what: str, fn: Callable[[Salesforce], T]) -> T:
         renewed = False
         while True:
-            if self._sf is None:
-                self._sf = self._login()
-            self._check_reserve()
-            self._kind = kind
-            try:
-                return fn(self._sf)
-            except SalesforceExpiredSession:
-                if not self.can_renew:
-                    raise AuthError(
-                        "Salesforce session expired or is invalid, and auth 'session' cannot renew it: set a "
-                        f"fresh {self.credentials.env_prefix}SF_SESSION_ID or use auth 'jwt'",
-                        status=401,
-                        code="INVALID_SESSION_ID",
-                    ) from None
-                if renewed:
-                    raise AuthError(
-                        "Salesforce refused a freshly renewed session", status=401, code="INVALID_SESSION_ID"
-                    ) from None
-                log.info("Salesforce session expired during %s; re-authenticating", what)
-                self._sf, renewed = None, True
-            except SalesforceError as exc:
-                raise self._translate(exc, what) from None
-            except requests.RequestException as exc:
-                raise self._transport_error(exc, what) from None
-            finally:
-                self._kind = "other"
+            sf, generation = self._session_now()
+            with self._slot(kind):
+                try:
+                    return fn(sf)
+                except SalesforceExpiredSession:
+                    pass
+                except SalesforceError as exc:
+                    raise self._translate(exc, what) from None
+                except requests.RequestException as exc:
+                    raise self._transport_error(exc, what) from None
+            if not self.can_renew:
+                raise AuthError(
+                    "Salesforce session expired or is invalid, and auth 'session' cannot renew it: set a "
+                    f"fresh {self.credentials.env_prefix}SF_SESSION_ID or use auth 'jwt'",
+                    status=401,
+                    code="INVALID_SESSION_ID",
+                )
+            if renewed:
+                raise AuthError(
+                    "Salesforce refused a freshly renewed session", status=401, code="INVALID_SESSION_ID"
+                )
+            self._renew(generation, what)
+            renewed = True
 
     # ------------------------------------------------------------------------------- requests
 
@@ -525,4 +598,5 @@ class SalesforceClient:
             hooks.remove(self._on_response)
         if self._own_session:
             self.session.close()
-        self._sf = None
+        with self._login_lock:
+            self._sf = None

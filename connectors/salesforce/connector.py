@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,11 @@ class SalesforceConnector:
 
     crm = "salesforce"
     write_batch_size = CRMS["salesforce"].write_batch_size
+    #: Object types pull at once, each query chain in its own thread (its pages stay in order).
+    parallel_pulls = True
+    #: sObject Collections requests per ``write`` call on REST: twice the requests kept in flight, so
+    #: the pool stays busy while the sync stores the answers of the call before.
+    COLLECTIONS_PER_CALL_PER_SLOT = 2
 
     def __init__(self, options: SalesforceOptions, client: SalesforceClient) -> None:
         self.options = options
@@ -60,11 +66,17 @@ class SalesforceConnector:
             for obj in OBJECT_TYPES
         }
         self._describes: dict[str, dict[str, Any]] = {}
+        #: Parallel pulls share the describe cache and the one mapping check.
+        self._describe_lock = threading.RLock()
         #: Bulk API 2.0 jobs for large pulls and write-backs (None with ``bulk: false``).
         self.bulk = BulkJobs(client, options) if options.bulk else None
-        if self.bulk is not None:
-            # The sync hands over this many records per write call: one ingest job each.
-            self.records_per_write_call = BULK_WRITE_CALL
+        # The sync hands over this many records per write call: one ingest job each with bulk, else
+        # enough sObject Collections requests to keep ``max_concurrency`` of them in flight.
+        self.records_per_write_call = (
+            BULK_WRITE_CALL
+            if self.bulk is not None
+            else self.write_batch_size * options.max_concurrency * self.COLLECTIONS_PER_CALL_PER_SLOT
+        )
         self._enabled: tuple[ObjectType, ...] | None = None
         self._mapping_checked = False
 
@@ -94,9 +106,10 @@ class SalesforceConnector:
     def describe(self, object_type: ObjectType) -> dict[str, Any]:
         """The object's ``describe`` (cached)."""
         sobject = self._sobject(object_type)
-        if sobject not in self._describes:
-            self._describes[sobject] = self.client.rest("other", f"sobjects/{sobject}/describe") or {}
-        return self._describes[sobject]
+        with self._describe_lock:
+            if sobject not in self._describes:
+                self._describes[sobject] = self.client.rest("other", f"sobjects/{sobject}/describe") or {}
+            return self._describes[sobject]
 
     def _field_meta(self, object_type: ObjectType) -> dict[str, dict[str, Any]]:
         return {f["name"].lower(): f for f in self.describe(object_type).get("fields", [])}
@@ -145,9 +158,10 @@ class SalesforceConnector:
     def pull(self, object_type: ObjectType, since: str | None) -> Iterator[Page]:
         """Pages of records with ``SystemModstamp >= since - lookback``, ascending; lazy."""
         self._sobject(object_type)  # an unknown object type fails here, not in a KeyError
-        if not self._mapping_checked:
-            enabled = self._enabled or (object_type,)
-            self.check_mapping(enabled if object_type in enabled else (*enabled, object_type))
+        with self._describe_lock:  # parallel pulls: one check for all of them
+            if not self._mapping_checked:
+                enabled = self._enabled or (object_type,)
+                self.check_mapping(enabled if object_type in enabled else (*enabled, object_type))
         names = {f["name"].lower(): f["name"] for f in self.describe(object_type).get("fields", [])}
         mapping = self._mappings[object_type].with_names(names)
         types = {
@@ -217,8 +231,7 @@ class SalesforceConnector:
         )
 
     def usage(self) -> ApiUsage:
-        u = self.client.usage
-        return ApiUsage(calls=dict(u.calls), daily_used=u.daily_used, daily_limit=u.daily_limit)
+        return self.client.usage_snapshot()
 
     def close(self) -> None:
         self.client.close()

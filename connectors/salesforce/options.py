@@ -78,6 +78,11 @@ class SalesforceOptions(_Strict):
     #: Exponential backoff with jitter between attempts: first wait and cap, in seconds.
     retry_wait_initial: float = Field(1.0, ge=0)
     retry_wait_max: float = Field(60.0, ge=0)
+    #: Requests in flight at once, across the connection's threads (sObject Collections writes, object
+    #: types pulled in parallel, Bulk API calls). Salesforce does not limit concurrent requests shorter
+    #: than 20 seconds; of longer ones it refuses more than 25 per org (5 in Developer Edition and trial
+    #: orgs) with ``REQUEST_LIMIT_EXCEEDED``, so the default stays under the smallest of those.
+    max_concurrency: int = Field(4, ge=1, le=10)
     #: In-run retries of records that failed with ``UNABLE_TO_LOCK_ROW``, and the wait between them.
     lock_retries: int = Field(2, ge=0, le=10)
     lock_retry_wait: float = Field(2.0, ge=0)

@@ -7,18 +7,24 @@ job) are sent again within the run, a bounded number of times, and otherwise com
 ``retryable``. Large write-backs go through a Bulk API 2.0 ingest job instead
 (``connectors.salesforce.bulk``), whose per-record results come back as the same ``WriteResult``s.
 An update is idempotent, so whole requests are retried on transient failures too.
+
+The requests of one call go out ``client.concurrency`` at a time (each request's records are its own,
+and its SaveResults land on exactly those records). When one request fails for good (the daily limit,
+5xx after every retry), the requests not yet sent are not sent, those in flight finish, and the error
+carries ``partial_results``: the results of every request that was answered.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.base import FitUpdate, WriteResult
 from connectors.errors import ConfigError, ConnectorError, PermanentError
-from connectors.salesforce.bulk import BulkJobs, BulkUnavailable
+from connectors.salesforce.bulk import BulkJobs, BulkUnavailable, csv_cell
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.mapping import parse_datetime
 from connectors.values import word_to_bool
@@ -118,6 +124,32 @@ def _field(save_result: Mapping[str, Any]) -> str | None:
     return str(fields[0]) if fields else None
 
 
+def _csv_rows(
+    updates: Sequence[FitUpdate],
+    owned: Mapping[str, str],
+    field_meta: Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str],
+) -> Iterator[tuple[str, list[str]]]:
+    """Each update as ``(Id, cells)`` of a Bulk API upload with ``columns`` after ``Id``: a field the
+    update does not carry is an empty cell (left alone), a null one ``#N/A`` (cleared)."""
+    at = {name: columns.index(api) for name, api in owned.items() if api in columns}
+    for update in updates:
+        cells = [""] * len(columns)
+        for name, value in update.fields.items():
+            api = owned[name]
+            cells[at[name]] = csv_cell(to_field_value(value, field_meta.get(api.lower())))
+        yield update.external_id, cells
+
+
+def _save_result(external_id: str, save: Mapping[str, Any]) -> WriteResult:
+    """One SaveResult of sObject Collections as a ``WriteResult``."""
+    if save.get("success"):
+        return WriteResult(external_id, True)
+    code, message = _error(save)
+    retryable = code in RETRYABLE_CODES
+    return WriteResult(external_id, False, code, message, retryable=retryable, field=_field(save))
+
+
 def write_updates(
     client: SalesforceClient,
     sobject: str,
@@ -134,37 +166,39 @@ def write_updates(
     """Write ``updates`` (canonical owned names -> values) to ``sobject``; one result per update.
     More than ``bulk_threshold`` of them go through a Bulk API ingest job when ``bulk`` is given (the
     records it reports locked are sent again through REST, as REST's own locked records are)."""
-    records: list[tuple[int, dict[str, Any]]] = []
-    for index, update in enumerate(updates):
-        body: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.external_id}
+    for name in {name for update in updates for name in update.fields}:
+        if name not in owned:
+            raise ConfigError(f"{name!r} is not an owned field; only {', '.join(owned)} are written")
+
+    def body(update: FitUpdate) -> dict[str, Any]:
+        out: dict[str, Any] = {"attributes": {"type": sobject}, "id": update.external_id}
         for name, value in update.fields.items():
-            api_name = owned.get(name)
-            if api_name is None:
-                raise ConfigError(f"{name!r} is not an owned field; only {', '.join(owned)} are written")
-            body[api_name] = to_field_value(value, field_meta.get(api_name.lower()))
-        records.append((index, body))
+            out[owned[name]] = to_field_value(value, field_meta.get(owned[name].lower()))
+        return out
 
     results: list[WriteResult | None] = [None] * len(updates)
-    pending = records
-    if bulk is not None and len(records) > bulk_threshold:
+    pending: list[int] = list(range(len(updates)))
+    if bulk is not None and len(updates) > bulk_threshold:
         try:
-            by_id = bulk.update(sobject, [body for _, body in records])
+            # The job's CSV is built from the updates directly: no REST body per record is held.
+            columns = sorted({owned[name] for update in updates for name in update.fields})
+            rows = _csv_rows(updates, owned, field_meta, columns)
+            by_id = bulk.update(sobject, columns, rows, count=len(updates))
         except BulkUnavailable as exc:
             log.warning("Salesforce %s write-back stays on REST: %s", sobject, exc)
         else:
-            for index, body in records:
-                results[index] = by_id.get(body["id"]) or WriteResult(
-                    body["id"], False, "NO_ANSWER", "the bulk job reported nothing", retryable=True
+            for index, update in enumerate(updates):
+                results[index] = by_id.get(update.external_id) or WriteResult(
+                    update.external_id, False, "NO_ANSWER", "the bulk job reported nothing", retryable=True
                 )
             pending = [
-                (index, body)
-                for index, body in records
-                if (r := results[index]) is not None and r.error_code == "UNABLE_TO_LOCK_ROW"
+                i for i, r in enumerate(results) if r is not None and r.error_code == "UNABLE_TO_LOCK_ROW"
             ]
             if not pending or not lock_retries:
                 return [r for r in results if r is not None]
             sleep(lock_wait)
-    _rest_rounds(client, sobject, updates, pending, results, lock_retries=lock_retries, lock_wait=lock_wait,
+    records = [(index, body(updates[index])) for index in pending]
+    _rest_rounds(client, sobject, updates, records, results, lock_retries=lock_retries, lock_wait=lock_wait,
                  sleep=sleep)  # fmt: skip
     return [r for r in results if r is not None]
 
@@ -191,28 +225,76 @@ def _rest_rounds(
             )
             sleep(lock_wait * round_number)
         locked: list[tuple[int, dict[str, Any]]] = []
-        for chunk in _chunks(pending):
-            payload = {"allOrNone": False, "records": [body for _, body in chunk]}
-            try:
-                answer = client.rest("write", "composite/sobjects", method="PATCH", json=payload) or []
-            except ConnectorError as exc:
-                exc.partial_results = [r for r in results if r is not None]  # type: ignore[attr-defined]
-                raise
-            if not isinstance(answer, list) or len(answer) != len(chunk):
-                raise PermanentError(
-                    f"Salesforce composite/sobjects answered {len(answer)} results for {len(chunk)} records"
-                )
+        for chunk, answer in _send_chunks(client, _chunks(pending), results):
             for (index, body), save in zip(chunk, answer, strict=True):
-                external_id = updates[index].external_id
-                if save.get("success"):
-                    results[index] = WriteResult(external_id, True)
-                    continue
-                code, message = _error(save)
-                if code == "UNABLE_TO_LOCK_ROW" and round_number < lock_retries:
+                result = results[index] = _save_result(updates[index].external_id, save)
+                if result.error_code == "UNABLE_TO_LOCK_ROW" and round_number < lock_retries:
                     locked.append((index, body))
-                results[index] = WriteResult(
-                    external_id, False, code, message, retryable=code in RETRYABLE_CODES, field=_field(save)
-                )
         if not locked:
             break
         pending = locked
+
+
+Chunk = list[tuple[int, dict[str, Any]]]
+
+
+def _send_one(client: SalesforceClient, chunk: Chunk) -> list[Any]:
+    payload = {"allOrNone": False, "records": [body for _, body in chunk]}
+    answer = client.rest("write", "composite/sobjects", method="PATCH", json=payload) or []
+    if not isinstance(answer, list) or len(answer) != len(chunk):
+        raise PermanentError(
+            f"Salesforce composite/sobjects answered {len(answer)} results for {len(chunk)} records"
+        )
+    return answer
+
+
+def _send_chunks(
+    client: SalesforceClient, chunks: list[Chunk], results: list[WriteResult | None]
+) -> list[tuple[Chunk, list[Any]]]:
+    """Each chunk with its SaveResults, in chunk order; ``client.concurrency`` requests in flight. On a
+    failure the chunks not yet sent stay unsent, those in flight finish, and the error is raised with
+    ``partial_results``: ``results`` so far plus every answered chunk's successes."""
+    workers = min(len(chunks), client.concurrency)
+    if workers <= 1:
+        answered: list[tuple[Chunk, list[Any]]] = []
+        for chunk in chunks:
+            try:
+                answered.append((chunk, _send_one(client, chunk)))
+            except ConnectorError as exc:
+                _raise_partial(exc, results, answered)
+        return answered
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="salesforce-write") as pool:
+        futures: list[Future[list[Any]]] = [pool.submit(_send_one, client, chunk) for chunk in chunks]
+        for future in futures:
+            try:
+                future.result()
+            except CancelledError:
+                continue
+            except BaseException as exc:  # noqa: BLE001 - the first failure is raised below
+                if failure is None:
+                    failure = exc
+                    for other in futures:
+                        other.cancel()  # those not started yet; the ones in flight finish
+    if failure is not None and not isinstance(failure, ConnectorError):
+        raise failure
+    answered = [
+        (chunk, future.result())
+        for chunk, future in zip(chunks, futures, strict=True)
+        if not future.cancelled() and future.exception() is None
+    ]
+    if isinstance(failure, ConnectorError):
+        _raise_partial(failure, results, answered)
+    return answered
+
+
+def _raise_partial(
+    exc: ConnectorError, results: list[WriteResult | None], answered: list[tuple[Chunk, list[Any]]]
+) -> None:
+    """Raise ``exc`` carrying the results known so far: earlier rounds' and every answered chunk's."""
+    done: dict[int, WriteResult] = {i: r for i, r in enumerate(results) if r is not None}
+    for chunk, answer in answered:
+        for (index, body), save in zip(chunk, answer, strict=True):
+            done[index] = _save_result(str(body["id"]), save)
+    exc.partial_results = [done[i] for i in sorted(done)]  # type: ignore[attr-defined]
+    raise exc

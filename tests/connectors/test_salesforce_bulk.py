@@ -242,3 +242,68 @@ def test_bulk_pull_pages_carry_a_cursor_only_at_the_end(fake):
     assert pages[-1].cursor == newest and sum(len(p.records) for p in pages) == 1200
     lead_pages = list(connector.pull("lead", None))
     assert all(len(p.records) <= 2000 for p in lead_pages) and lead_pages[-1].cursor
+
+
+def test_an_ingest_job_takes_its_data_in_one_upload(fake):
+    ids = fake.insert("Account", [{"Name": "a"}, {"Name": "b"}])
+    fake.add_owned_fields()
+    sf = api(fake)
+    session, base, headers = sf.session, sf.base_url, sf.headers
+    job = session.post(
+        base + "jobs/ingest", headers=headers, json={"object": "Account", "operation": "update"}
+    )
+    job_id = job.json()["id"]
+    for record_id in ids:
+        data = f"Id,ICP_Fit_Tier__c\n{record_id},best\n"
+        put = session.put(base + f"jobs/ingest/{job_id}/batches", data=data,
+                          headers={**headers, "Content-Type": "text/csv"})  # fmt: skip
+        assert put.status_code == 201
+    close = session.patch(base + f"jobs/ingest/{job_id}", headers=headers, json={"state": "UploadComplete"})
+    assert close.status_code == 400 and close.json()[0]["errorCode"] == "INVALIDJOB"
+    assert "only do 'PUT' once" in close.json()[0]["message"]
+    assert all(fake.record("Account", i)["ICP_Fit_Tier__c"] is None for i in ids)
+
+
+def test_uploads_are_split_by_size_with_the_header_in_each_and_every_row_once():
+    from connectors.salesforce.bulk import csv_uploads, parse_csv
+
+    rows = [
+        (f"001{i:015d}", [f"reason {i}, with a comma", "" if i % 3 else "#N/A", "é…"]) for i in range(1000)
+    ]
+    header = ["Id", "ICP_Fit_Reasons__c", "ICP_Fit_Tier__c", "ICP_Reengage_Reason__c"]
+    uploads = list(csv_uploads(header, iter(rows), limit=10_000))
+    assert len(uploads) > 3
+    seen: list[str] = []
+    for ids, data in uploads:
+        assert len(data) < 10_000 + 200  # the limit, give or take the row that crossed it
+        head, parsed = parse_csv(data.decode("utf-8"))
+        assert head == header and [r[0] for r in parsed] == ids
+        seen += ids
+        for row in parsed:
+            assert row[1:] == rows[int(row[0][3:])][1]
+    assert seen == [r[0] for r in rows]
+
+
+def test_query_job_result_sets_by_locator_hold_every_row_once_as_of_the_job(fake):
+    from connectors.salesforce.bulk import parse_csv
+
+    ids = fake.insert("Account", ({"Name": f'Acme, "{i}"\nLtd'} for i in range(5000)))
+    sf = api(fake)
+    session, base, headers = sf.session, sf.base_url, sf.headers
+    body = {"operation": "query", "query": "SELECT Id, Name FROM Account"}
+    job_id = session.post(base + "jobs/query", headers=headers, json=body).json()["id"]
+    for _ in range(2):
+        session.get(base + f"jobs/query/{job_id}", headers=headers)
+    fake.modify("Account", {ids[0]: {"Name": "changed after the job"}})
+    got: list[list[str]] = []
+    locator = ""
+    while locator != "null":
+        params = {"maxRecords": "2000", **({"locator": locator} if locator else {})}
+        answer = session.get(base + f"jobs/query/{job_id}/results", headers=headers, params=params)
+        assert answer.status_code == 200
+        header, rows = parse_csv(answer.text)
+        assert header == ["Id", "Name"] and int(answer.headers["Sforce-NumberOfRecords"]) == len(rows)
+        got += rows
+        locator = answer.headers["Sforce-Locator"]
+    assert [r[0] for r in got] == sorted(ids)
+    assert got[0][1] == 'Acme, "0"\nLtd'  # the snapshot of the job, quotes and line breaks intact
