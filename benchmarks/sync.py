@@ -8,14 +8,18 @@ Phases: ``full`` (first sync), ``incremental`` (1% of the records changed) and `
 ICP revision, from snapshots). The last line of output is one JSON object::
 
     {"crm", "accounts", "latency_ms", "phases": {PHASE: {"records", "written", "seconds", "records_per_s",
+                                          "cpu_s", "records_per_cpu_s",
                                           "peak_rss_mb", "calls": {"read", "write", "other"},
                                           "timings": {"pull", "score", "write", ...}}}}
 
-``records`` is what the phase pulled (full, incremental) or re-scored (reevaluate). ``peak_rss_mb`` is the
-highest resident set size sampled during the phase (every 20 ms), so phases can be compared. HubSpot
-phases also carry ``rate_limit_bound_s`` (the phase's calls divided by the portal's allowed rate: the
-fastest any client could be) and ``bound_ratio`` (seconds / bound). ``--latency-ms L`` holds back every
-answer of a fake CRM by L ms (see ``benchmarks.backends``).
+``cpu_s`` is this process's CPU time in the phase (user and system, every thread; a PostgreSQL
+server's own work is not in it) and ``records_per_cpu_s`` the records per CPU second: on a shared
+machine they compare runs better than wall time. ``records`` is what the phase pulled (full,
+incremental) or re-scored (reevaluate). ``peak_rss_mb`` is the highest resident set size sampled
+during the phase (every 20 ms), so phases can be compared. HubSpot phases also carry
+``rate_limit_bound_s`` (the phase's calls divided by the portal's allowed rate: the fastest any client
+could be) and ``bound_ratio`` (seconds / bound). ``--latency-ms L`` holds back every answer of a fake
+CRM by L ms (see ``benchmarks.backends``).
 """
 
 from __future__ import annotations
@@ -75,9 +79,9 @@ class PeakRss:
 def run_phase(store: Store, backend: Backend, kind: str, now: datetime) -> dict[str, Any]:
     connector = backend.make_connector()
     with PeakRss() as rss:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = run_sync(store, backend.connection, connector, kind=kind, now=now)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     connector.close()
     counts = summary.counts
     records = (
@@ -92,6 +96,8 @@ def run_phase(store: Store, backend: Backend, kind: str, now: datetime) -> dict[
         "written": counts.get("written", 0),
         "seconds": round(seconds, 2),
         "records_per_s": round(records / seconds) if seconds else None,
+        "cpu_s": round(cpu, 2),
+        "records_per_cpu_s": round(records / cpu) if cpu else None,
         "peak_rss_mb": rss.peak_mb,
         "calls": {k: calls.get(k, 0) for k in ("read", "write", "other")},
         "timings": dict(summary.timings),

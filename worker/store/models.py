@@ -139,7 +139,7 @@ class RecordSnapshot(Base):
     parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
     #: Pulled (or its context changed) and not yet scored. Kept in the store, so a crash between
     #: pull and score loses nothing: the next run scores what is still dirty.
-    dirty: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    dirty: Mapped[bool] = mapped_column(Boolean, default=True)
     pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     fit: Mapped[RecordFit | None] = relationship(back_populates="snapshot", uselist=False, lazy="raise")

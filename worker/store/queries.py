@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
+from worker.store.bulk import Bulk, among
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag, SyncRun
 from worker.store.states import FlagState, RunKind, RunStatus
 
@@ -49,45 +50,52 @@ def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) 
     return session.scalar(scored) is None
 
 
-def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, Any]:
+class AccountFit(NamedTuple):
+    """An account's fit as an opportunity carries it."""
+
+    external_id: str
+    score: int
+    tier: str
+    coverage: float
+    reasons: list[Any]
+    reasons_text: str
+
+
+def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[str, AccountFit]:
     """Fit rows (score, tier, coverage, reasons, reasons_text) of the given accounts, by id."""
     if not account_ids:
         return {}
-    rows = session.execute(
-        select(
-            RecordSnapshot.external_id,
-            RecordFit.score,
-            RecordFit.tier,
-            RecordFit.coverage,
-            RecordFit.reasons,
-            RecordFit.reasons_text,
-        )
-        .join(RecordFit, RecordFit.snapshot_id == RecordSnapshot.id)
-        .where(
-            RecordSnapshot.connection_id == conn_id,
-            RecordSnapshot.object_type == "account",
-            RecordSnapshot.external_id.in_(account_ids),
-        )
-    ).all()
-    return {row.external_id: row for row in rows}
+    bulk = Bulk(session)
+    where, params = bulk.codec.in_list(list(account_ids))
+    rows = bulk.rows(
+        "SELECT s.external_id, f.score, f.tier, f.coverage, f.reasons, f.reasons_text FROM record_snapshots s"
+        " JOIN record_fits f ON f.snapshot_id = s.id WHERE s.connection_id = ? AND s.object_type = 'account'"
+        f" AND s.external_id {where}",
+        [conn_id, *params],
+    )
+    js = bulk.codec.read_json
+    return {ext: AccountFit(ext, sc, tier, cov, js(rs), text) for ext, sc, tier, cov, rs, text in rows}
 
 
 def opportunity_statuses(
     session: Session, conn_id: int, account_ids: Iterable[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The statuses of the given accounts' opportunities, by account id."""
+    """The statuses of the given accounts' opportunities, by account id, each account's in snapshot id
+    order (the order SQLite's ``parent_id`` index gives; ``account_context`` lets the last of equal
+    close dates decide)."""
     out: dict[str, list[dict[str, Any]]] = {}
     ids = list(account_ids)
     if not ids:
         return out
-    for parent, status in session.execute(
-        select(RecordSnapshot.parent_id, RecordSnapshot.status).where(
-            RecordSnapshot.connection_id == conn_id,
-            RecordSnapshot.object_type == "opportunity",
-            RecordSnapshot.parent_id.in_(ids),
-        )
+    bulk = Bulk(session)
+    where, params = bulk.codec.in_list(ids)
+    js = bulk.codec.read_json
+    for parent, status in bulk.rows(
+        "SELECT parent_id, status FROM record_snapshots WHERE connection_id = ?"
+        f" AND object_type = 'opportunity' AND parent_id {where} ORDER BY id",
+        [conn_id, *params],
     ):
-        out.setdefault(parent, []).append(status or {})
+        out.setdefault(parent, []).append(js(status) or {})
     return out
 
 
@@ -101,7 +109,7 @@ def flags(
         select(ReengageFlag).where(
             ReengageFlag.connection_id == conn_id,
             ReengageFlag.object_type == object_type,
-            ReengageFlag.external_id.in_(list(ids)),
+            among(session, ReengageFlag.external_id, ids),
         )
     ):
         raised = aware(flag.raised_at)

@@ -16,7 +16,10 @@ Plain functions (the Celery tasks in ``worker.tasks`` only wrap them), one modul
 - ``run``: the run record and the order of the phases.
 
 Every step commits as it goes and keeps its pending work in the store, so a run killed at any point
-is finished by the next one.
+is finished by the next one. The per-record statements (snapshots, fits, history, raised flags, write
+results and the batch reads) run through ``worker.store.bulk``: plain SQL on the session's own
+connection and transaction, values encoded as SQLAlchemy's column types would (COPY for PostgreSQL's
+inserts); the batch reads are keyset scans on indexes in their order (migration 0007).
 """
 
 from worker.sync.counts import RunCounts

@@ -9,13 +9,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, CrmRecord, ObjectType, Page
 from worker.config import ConnectionConfig
 from worker.normalize import NormalizeConfig, normalize_status, normalize_values
-from worker.store.bulk import Bulk, Codec, Statistics
+from worker.store.bulk import Bulk, Codec, Insert, Statistics, Update, among
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
@@ -56,7 +56,9 @@ def snapshot_page(
 ) -> tuple[int, int]:
     """Upsert one page of pulled records; unchanged ones (same modification stamp) are skipped.
     Attributes and status values are normalised here, once; what could not be read is counted in
-    ``tally``. Returns (changed, warnings)."""
+    ``tally``. A record whose stamp moved but whose stored columns encode exactly as the new ones (the
+    CRM's echo of our own write-back) only gets its new stamp: it stays as dirty as it was and does not
+    make its account dirty. Returns (changed, warnings); echoes are not changes."""
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
@@ -68,21 +70,16 @@ def snapshot_page(
                 warnings += len(lost)
                 if tally is not None:
                     tally.add_values(object_type, rec.external_id, lost)
-    existing: dict[str, int] = {}
-    stamps: dict[str, str] = {}
-    for ext_id, snap_id, stamp in session.execute(
-        select(SNAP.c.external_id, SNAP.c.id, SNAP.c.crm_modstamp).where(
-            SNAP.c.connection_id == conn_id, SNAP.c.object_type == object_type, SNAP.c.external_id.in_(latest)
-        )
-    ):
-        existing[ext_id], stamps[ext_id] = snap_id, stamp
     bulk = Bulk(session)
+    stored = _stored(bulk, conn_id, object_type, list(latest))
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
+    echoes: list[tuple[Any, ...]] = []
     parents: set[str] = set()
     moment = bulk.codec.moment(now)
     for ext_id, rec in latest.items():
-        if ext_id in stamps and stamps[ext_id] == rec.modstamp and rec.modstamp:
+        known = stored.get(ext_id)
+        if known is not None and known[1] == rec.modstamp and rec.modstamp:
             continue  # re-pulled by the look-back, unchanged
         attributes, problems = normalize_values(rec.raw, norm)
         status, status_problems = normalize_status(rec.status)
@@ -92,42 +89,71 @@ def snapshot_page(
             tally.add_values(object_type, ext_id, problems)
         parent = status.get("account_id")
         row = _snapshot_values(bulk.codec, rec, attributes, status, problems, parent, moment)
-        if ext_id in existing:
-            updates.append((*row, existing[ext_id]))
-        else:
+        if known is None:
             inserts.append((conn_id, object_type, ext_id, *row))
-        if object_type == "opportunity" and parent:
-            parents.add(str(parent))
-    bulk.many(INSERT_SNAPSHOT, inserts)
-    bulk.many(UPDATE_SNAPSHOT, updates)
+            if object_type == "opportunity" and parent:
+                parents.add(str(parent))
+        elif known[2] == _content(row):  # only the stamp moved (our own write-back echoed): not dirty
+            echoes.append((rec.modstamp, moment, known[0]))
+        else:
+            updates.append((*row, known[0]))
+            if object_type == "opportunity" and parent:
+                parents.add(str(parent))
+    bulk.insert(INSERT_SNAPSHOT, inserts)
+    bulk.update(UPDATE_SNAPSHOT, updates)
+    bulk.update(UPDATE_STAMP, echoes)
     if parents:  # an account's pipeline changed: its re-engagement state must be looked at again
         session.execute(
             update(SNAP)
             .where(
                 SNAP.c.connection_id == conn_id,
                 SNAP.c.object_type == "account",
-                SNAP.c.external_id.in_(parents),
+                among(session, SNAP.c.external_id, parents),
             )
             .values(dirty=True)
         )
     return len(inserts) + len(updates), warnings
 
 
-#: A snapshot's stored columns after its key (connection, object type, external id), in this order.
+#: A snapshot's stored columns after its key (connection, object type, external id), in this order,
+#: with their PostgreSQL types.
 SNAPSHOT_COLUMNS = (
-    "name", "attributes", "status", "warnings", "raw", "owner_id", "last_activity", "crm_modstamp",
-    "parent_id", "dirty", "pulled_at",
+    ("name", "varchar"), ("attributes", "json"), ("status", "json"), ("warnings", "json"), ("raw", "json"),
+    ("owner_id", "varchar"), ("last_activity", "date"), ("crm_modstamp", "varchar"),
+    ("parent_id", "varchar"), ("dirty", "boolean"), ("pulled_at", "timestamptz"),
 )  # fmt: skip
-INSERT_SNAPSHOT = (
-    "INSERT INTO record_snapshots (connection_id, object_type, external_id, "
-    + ", ".join(SNAPSHOT_COLUMNS)
-    + ") VALUES (?, ?, ?, "
-    + ", ".join("?" * len(SNAPSHOT_COLUMNS))
-    + ")"
+INSERT_SNAPSHOT = Insert(
+    "record_snapshots", ("connection_id", "object_type", "external_id", *(c for c, _ in SNAPSHOT_COLUMNS))
 )
-UPDATE_SNAPSHOT = (
-    "UPDATE record_snapshots SET " + ", ".join(f"{c} = ?" for c in SNAPSHOT_COLUMNS) + " WHERE id = ?"
+UPDATE_SNAPSHOT = Update("record_snapshots", "id", SNAPSHOT_COLUMNS)
+#: A re-pulled record whose stored columns are as they were: only its stamp and pull time move.
+UPDATE_STAMP = Update("record_snapshots", "id", (("crm_modstamp", "varchar"), ("pulled_at", "timestamptz")))
+#: The stored columns that make a snapshot's content (``SNAPSHOT_COLUMNS`` but the stamp, ``dirty`` and
+#: ``pulled_at``), read as the text the database holds.
+SELECT_STORED = (
+    "SELECT external_id, id, crm_modstamp, name, CAST(attributes AS TEXT), CAST(status AS TEXT),"
+    " CAST(warnings AS TEXT), CAST(raw AS TEXT), owner_id, CAST(last_activity AS TEXT), parent_id"
+    " FROM record_snapshots WHERE connection_id = ? AND object_type = ? AND external_id "
 )
+
+
+def _stored(
+    bulk: Bulk, conn_id: int, object_type: str, ids: Sequence[str]
+) -> dict[str, tuple[int, str, tuple[Any, ...]]]:
+    """The page's records already in the store: external id → (snapshot id, stamp, stored content)."""
+    if not ids:
+        return {}
+    where, params = bulk.codec.in_list(ids)
+    return {
+        ext: (snap_id, stamp, tuple(content))
+        for ext, snap_id, stamp, *content in bulk.rows(SELECT_STORED + where, [conn_id, object_type, *params])
+    }
+
+
+def _content(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A new row's ``_snapshot_values`` as ``SELECT_STORED`` reads them back (dates as ISO text)."""
+    day = row[6]
+    return (*row[:6], None if day is None else str(day), row[8])
 
 
 def _snapshot_values(
@@ -178,7 +204,7 @@ def pull_objects(
     connectors that pull one object type at a time have them.)"""
     norm = normalize_config(cfg)
     tally = WarningTally()
-    stats = Statistics()
+    stats = Statistics(("record_snapshots",))
     sinces = {obj: _since(store, conn_id, obj, full) for obj in object_types}
     if len(object_types) < 2 or not getattr(connector, "parallel_pulls", False):
         for obj in object_types:

@@ -5,7 +5,7 @@ in batches by ``worker.evaluate``; each batch's fits, flag changes, history and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -16,7 +16,7 @@ from worker.config import ConnectionConfig
 from worker.evaluate import Evaluation, FlagView, Policy, evaluate
 from worker.icp.scoring import Scorer
 from worker.store import queries
-from worker.store.bulk import Bulk, Statistics
+from worker.store.bulk import Bulk, Insert, Statistics, Update, among
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
 from worker.store.states import FlagState, TaskStatus
@@ -57,6 +57,8 @@ class ScoringContext:
     scorer: Scorer
     now: datetime
     run_id: int
+    #: The score phase's planner statistics (one for every object type's batches).
+    stats: Statistics = field(default_factory=lambda: Statistics(("record_fits",)))
 
 
 @dataclass
@@ -101,10 +103,19 @@ def evaluate_row(
     )
 
 
+#: A raised re-engagement flag's columns (the others start empty).
+INSERT_FLAG = Insert(
+    "reengage_flags",
+    ("connection_id", "object_type", "external_id", "owner_id", "state", "kind", "from_tier", "to_tier",
+     "from_version", "to_version", "reason", "raised_at", "task_status"),
+)  # fmt: skip
+
+
 def _apply_flag(
-    session: Session, ctx: ScoringContext, snap: Any, ev: Evaluation, bc: BatchContext, counts: RunCounts
-) -> None:
-    """Clear the record's active flag, or raise a new one, as the evaluation decided."""
+    ctx: ScoringContext, snap: Any, ev: Evaluation, bc: BatchContext, counts: RunCounts, raised_at: Any
+) -> tuple[Any, ...] | None:
+    """Clear the record's active flag (its loaded row), or return a new one's ``INSERT_FLAG`` values
+    (``raised_at``: now, encoded), as the evaluation decided."""
     flag = bc.active.get(snap.external_id)
     if ev.clear_reason and flag is not None:
         flag.state, flag.cleared_at, flag.clear_reason = FlagState.CLEARED, ctx.now, ev.clear_reason
@@ -113,24 +124,14 @@ def _apply_flag(
         counts.flags_cleared += 1
     elif ev.raise_kind:
         fit = snap if snap.fit_id is not None else None
-        session.add(
-            ReengageFlag(
-                connection_id=ctx.conn_id,
-                object_type=snap.object_type,
-                external_id=snap.external_id,
-                owner_id=snap.owner_id,
-                state=FlagState.ACTIVE,
-                kind=ev.raise_kind,
-                from_tier=fit.tier if fit is not None else "",
-                to_tier=ev.tier,
-                from_version=fit.icp_version if fit is not None else None,
-                to_version=ctx.policy.icp_version,
-                reason=ev.decision.reason or "",
-                raised_at=ctx.now,
-                task_status=TaskStatus.DUE if ctx.cfg.reengage.create_tasks else TaskStatus.NONE,
-            )
-        )
         counts.flags_raised += 1
+        return (
+            ctx.conn_id, snap.object_type, snap.external_id, snap.owner_id, FlagState.ACTIVE.value,
+            ev.raise_kind.value, fit.tier if fit is not None else "", ev.tier,
+            fit.icp_version if fit is not None else None, ctx.policy.icp_version, ev.decision.reason or "",
+            raised_at, (TaskStatus.DUE if ctx.cfg.reengage.create_tasks else TaskStatus.NONE).value,
+        )  # fmt: skip
+    return None
 
 
 #: What ``score_object`` reads per row: ``SCORING_COLUMNS`` as plain values (``fit_id`` None: never scored).
@@ -167,20 +168,19 @@ SELECT_TO_SCORE = (
     " AND (s.dirty = ? OR f.snapshot_id IS NULL OR f.icp_version <> ?)"
     " ORDER BY s.id LIMIT ?"
 )
-_FIT_VALUES = ("score", "tier", "coverage", "reasons", "reasons_text", "icp_version", "desired", "scored_at",
-               "write_status")  # fmt: skip
-INSERT_FIT = (
-    "INSERT INTO record_fits (snapshot_id, written, write_attempts, " + ", ".join(_FIT_VALUES) + ")"
-    " VALUES (?, ?, ?, " + ", ".join("?" * len(_FIT_VALUES)) + ")"
-)
-UPDATE_FIT = "UPDATE record_fits SET " + ", ".join(f"{c} = ?" for c in _FIT_VALUES) + " WHERE snapshot_id = ?"
-_HISTORY_COLUMNS = ("connection_id", "object_type", "external_id", "icp_version", "score", "tier",
-                    "previous_tier", "previous_score", "previous_version", "cause", "reasons_text", "run_id",
-                    "scored_at")  # fmt: skip
-INSERT_HISTORY = (
-    "INSERT INTO fit_history (" + ", ".join(_HISTORY_COLUMNS) + ")"
-    " VALUES (" + ", ".join("?" * len(_HISTORY_COLUMNS)) + ")"
-)
+#: A fit's scored columns, in this order, with their PostgreSQL types.
+FIT_VALUES = (
+    ("score", "integer"), ("tier", "varchar"), ("coverage", "float8"), ("reasons", "json"),
+    ("reasons_text", "varchar"), ("icp_version", "integer"), ("desired", "json"),
+    ("scored_at", "timestamptz"), ("write_status", "varchar"),
+)  # fmt: skip
+INSERT_FIT = Insert("record_fits", ("snapshot_id", "written", "write_attempts", *(c for c, _ in FIT_VALUES)))
+UPDATE_FIT = Update("record_fits", "snapshot_id", FIT_VALUES)
+INSERT_HISTORY = Insert(
+    "fit_history",
+    ("connection_id", "object_type", "external_id", "icp_version", "score", "tier", "previous_tier",
+     "previous_score", "previous_version", "cause", "reasons_text", "run_id", "scored_at"),
+)  # fmt: skip
 
 
 def rows_to_score(
@@ -217,10 +217,13 @@ def score_batch(
     fit_inserts: list[tuple[Any, ...]] = []
     fit_updates: list[tuple[Any, ...]] = []
     history: list[tuple[Any, ...]] = []
+    flags: list[tuple[Any, ...]] = []
     changed_accounts: set[str] = set()
     for snap in rows:
         ev = evaluate_row(snap, object_type, bc, ctx.scorer, ctx.policy, now)
-        _apply_flag(session, ctx, snap, ev, bc, counts)
+        flag = _apply_flag(ctx, snap, ev, bc, counts, moments[now])
+        if flag is not None:
+            flags.append(flag)
         at = moments.get(ev.scored_at)
         if at is None:
             at = c.moment(ev.scored_at)
@@ -236,10 +239,11 @@ def score_batch(
             fit_inserts.append((snap.id, c.json(None), 0, *values))
         else:
             fit_updates.append((*values, snap.id))
-    session.flush()  # the flags first, as before: the statements below go straight to the connection
-    bulk.many(INSERT_FIT, fit_inserts)
-    bulk.many(UPDATE_FIT, fit_updates)
-    bulk.many(INSERT_HISTORY, history)
+    session.flush()  # the cleared flags first: the statements below go straight to the connection
+    bulk.insert(INSERT_FLAG, flags)
+    bulk.insert(INSERT_FIT, fit_inserts)
+    bulk.update(UPDATE_FIT, fit_updates)
+    bulk.insert(INSERT_HISTORY, history)
     ids = [row.id for row in rows]
     where, params = c.in_list(ids)
     bulk.run(f"UPDATE record_snapshots SET dirty = ? WHERE id {where}", [c.flag(False), *params])
@@ -251,7 +255,6 @@ def score_object(
     store: Store, ctx: ScoringContext, object_type: str, counts: RunCounts, progress: ProgressFn | None
 ) -> None:
     last_id = 0
-    stats = Statistics()
     while True:
         with store.session() as s:
             rows = rows_to_score(Bulk(s), ctx.conn_id, object_type, ctx.policy.icp_version, last_id)
@@ -259,14 +262,14 @@ def score_object(
                 return
             last_id = rows[-1].id
             changed_accounts = score_batch(s, ctx, object_type, rows, counts)
-            stats.changed(s, len(rows))
+            ctx.stats.changed(s, len(rows))
             if changed_accounts:  # their opportunities carry the account's fit: score them again
                 s.execute(
                     update(SNAP)
                     .where(
                         SNAP.c.connection_id == ctx.conn_id,
                         SNAP.c.object_type == "opportunity",
-                        SNAP.c.parent_id.in_(changed_accounts),
+                        among(s, SNAP.c.parent_id, changed_accounts),
                     )
                     .values(dirty=True)
                 )

@@ -12,7 +12,7 @@ from typing import Any
 
 from connectors.base import Connector, FitUpdate, ObjectType, WriteResult
 from worker.store import queries
-from worker.store.bulk import Bulk
+from worker.store.bulk import Bulk, Update
 from worker.store.db import Store
 from worker.store.states import WriteStatus
 from worker.sync.counts import RunCounts
@@ -149,14 +149,18 @@ SELECT_TO_WRITE = (
     " ORDER BY f.snapshot_id LIMIT ?"
 )
 #: A record the CRM took: what it now holds.
-UPDATE_WRITTEN = (
-    "UPDATE record_fits SET written = ?, written_at = ?, write_status = ?, write_error = NULL"
-    " WHERE snapshot_id = ?"
+UPDATE_WRITTEN = Update(
+    "record_fits",
+    "snapshot_id",
+    (("written", "json"), ("written_at", "timestamptz"), ("write_status", "varchar")),
+    also="write_error = NULL",
 )
 #: A record the CRM refused: its error, one more attempt (retried first next run).
-UPDATE_FAILED = (
-    "UPDATE record_fits SET write_status = ?, write_error = ?, write_attempts = write_attempts + 1"
-    " WHERE snapshot_id = ?"
+UPDATE_FAILED = Update(
+    "record_fits",
+    "snapshot_id",
+    (("write_status", "varchar"), ("write_error", "text")),
+    also="write_attempts = write_attempts + 1",
 )
 
 
@@ -215,7 +219,7 @@ def store_results(
         bulk = Bulk(s)
         c = bulk.codec
         at, ok = c.moment(now), WriteStatus.OK.value
-        bulk.many(UPDATE_WRITTEN, [(c.json(desired), at, ok, i) for i, desired in ok_rows])
-        bulk.many(UPDATE_FAILED, [(WriteStatus.ERROR.value, error, i) for i, error in failed_rows])
+        bulk.update(UPDATE_WRITTEN, [(c.json(desired), at, ok, i) for i, desired in ok_rows])
+        bulk.update(UPDATE_FAILED, [(WriteStatus.ERROR.value, error, i) for i, error in failed_rows])
     counts.written += len(ok_rows)
     counts.write_errors += len(failed_rows)
