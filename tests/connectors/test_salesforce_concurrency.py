@@ -172,11 +172,14 @@ def test_the_reserved_share_holds_with_requests_in_flight(fake):
     with pytest.raises(QuotaExceededError) as info:
         connector.write("account", [fit(i) for i in ids])
     assert info.value.reserved
-    assert fake.daily_used == 800  # reached, never crossed, although four could be in flight
+    # Never crossed, although four could be in flight. The client stops as soon as the highest usage it
+    # has read plus its requests in flight could reach the share, so answers arriving out of order may
+    # stop it a few requests early: with at most four in flight it has always reached at least 796.
+    assert 796 <= fake.daily_used <= 800
     saved = {i for i in ids if fake.saved[i]}
     partial = info.value.partial_results  # type: ignore[attr-defined]
     assert {r.external_id for r in partial if r.ok} == saved
-    assert len(saved) == 5 * 200
+    assert len(saved) == (fake.daily_used - 795) * 200  # every request that counted wrote its 200
 
 
 def test_object_types_pull_in_parallel_with_one_login_and_one_describe_each(fake):
