@@ -17,11 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +28,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests import processes
 from tests.conftest import _pg_store
+from tests.processes import wait_for
 from worker.celery_app import RuntimeSettings, create_app
 from worker.config import WorkerConfig, parse_config
 from worker.demo.sample_crm import DEMO_SYNONYMS, write_sample_crm
@@ -58,34 +58,14 @@ OURS = (
 )  # fmt: skip
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-class Proc:
+class Proc(processes.Proc):
     """A worker, beat or CLI process in its own session (so that a test can kill its whole group)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
-        self.log = log
-        self._out = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)  # fmt: skip
-
-    def text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
 
     def wait_ready(self, timeout: float = 30) -> Proc:
         def ready() -> bool:
@@ -95,24 +75,6 @@ class Proc:
 
         wait_for(ready, timeout, f"the worker logging to {self.log.name} to be ready")
         return self
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: a machine that lost power."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # children left behind, if any
-        self.popen.wait(timeout=10)
-        self._out.close()
 
 
 @dataclass

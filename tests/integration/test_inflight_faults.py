@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from testing.inflight import Match, Overlap, WriteGate
 from testing.salesforce import FakeSalesforce
 from testing.salesforce import Fault as SfFault
 from testing.salesforce_seed import seed_salesforce
+from tests import processes
 from worker.config import parse_config
 from worker.demo.sample_crm import DEMO_SYNONYMS
 from worker.jobs import publish_file
@@ -63,47 +63,24 @@ OURS = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "ICP_WORKER_CONFIG", "
         "METRICS_PORT", "LOG_FORMAT", "LOG_LEVEL", "INFLIGHT_SF_PORT")  # fmt: skip
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
+#: Waits poll every 50 ms: the in-flight windows these tests wait for are short.
+wait_for = functools.partial(processes.wait_for, every=0.05)
 
 
-class Worker:
+class Worker(processes.Proc):
     """``icp-worker`` (or ``python -m testing.inflight_cli``) in its own session, output to a file."""
 
     def __init__(self, tmp: Path, argv: list[str], env: Mapping[str, str], name: str) -> None:
-        self.log = tmp / f"{name}.log"
-        self._out = open(self.log, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(argv, cwd=tmp, env=dict(env), stdout=self._out,
-                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-
-    def text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        super().__init__(argv, dict(env), tmp, tmp / f"{name}.log")
 
     def alive(self) -> bool:
         if self.popen.poll() is not None:
             raise AssertionError(f"the sync exited with {self.popen.returncode}:\n{self.text()[-3000:]}")
         return True
 
-    def kill(self) -> None:
-        """SIGKILL the whole process group: a machine that lost power."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # children left behind, if any
-        self.popen.wait(timeout=10)
-        self._out.close()
+    def stop(self, grace: float = 0) -> None:
+        """A sync left running is killed at once (no SIGTERM: nothing of it is worth waiting for)."""
+        super().stop(grace)
 
 
 class Site:
