@@ -137,8 +137,10 @@ class RecordSnapshot(Base):
     crm_modstamp: Mapped[str] = mapped_column(String(40), default="")
     #: The account an opportunity (or a converted lead) belongs to: opportunities carry its fit.
     parent_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    #: Pulled (or its context changed) and not yet scored. Kept in the store, so a crash between
-    #: pull and score loses nothing: the next run scores what is still dirty.
+    #: Changed since it was scored (re-pulled with new values, or its context changed) and not yet
+    #: scored again. Kept in the store, so a crash between pull and score loses nothing: the next run
+    #: scores what is still dirty. A record never scored has no fit and is scored whatever this says:
+    #: the pull stores new records clean.
     dirty: Mapped[bool] = mapped_column(Boolean, default=True)
     pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -3,7 +3,7 @@
 Plain functions (the Celery tasks in ``worker.tasks`` only wrap them), one module per phase:
 
 - ``pull``: a page's snapshots are committed, then the cursor advances past them; a changed record is
-  marked ``dirty``;
+  marked ``dirty`` (a new one has no fit, so it is scored anyway);
 - ``score``: dirty records (and records scored under an older ICP version) are evaluated in batches by
   the pure ``worker.evaluate.evaluate`` (shared with the revision preview); each batch's fits, flag
   changes, history and the clearing of ``dirty`` commit together. A fit's ``desired`` owned-field

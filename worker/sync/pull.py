@@ -58,7 +58,9 @@ def snapshot_page(
     Attributes and status values are normalised here, once; what could not be read is counted in
     ``tally``. A record whose stamp moved but whose stored columns encode exactly as the new ones (the
     CRM's echo of our own write-back) only gets its new stamp: it stays as dirty as it was and does not
-    make its account dirty. Returns (changed, warnings); echoes are not changes."""
+    make its account dirty. A new record is stored clean (``dirty`` false): having no fit, it is scored
+    anyway, and the score phase then has no mark to clear. Returns (changed, warnings); echoes are not
+    changes."""
     latest: dict[str, CrmRecord] = {}
     for rec in records:  # the same id twice in a page: the last one wins
         latest[rec.external_id] = rec
@@ -76,7 +78,7 @@ def snapshot_page(
     updates: list[tuple[Any, ...]] = []
     echoes: list[tuple[Any, ...]] = []
     parents: set[str] = set()
-    moment = bulk.codec.moment(now)
+    moment, clean = bulk.codec.moment(now), bulk.codec.flag(False)
     for ext_id, rec in latest.items():
         known = stored.get(ext_id)
         if known is not None and known[1] == rec.modstamp and rec.modstamp:
@@ -89,8 +91,8 @@ def snapshot_page(
             tally.add_values(object_type, ext_id, problems)
         parent = status.get("account_id")
         row = _snapshot_values(bulk.codec, rec, attributes, status, problems, parent, moment)
-        if known is None:
-            inserts.append((conn_id, object_type, ext_id, *row))
+        if known is None:  # never scored: scored anyway (no fit), so not marked dirty (no clearing later)
+            inserts.append((conn_id, object_type, ext_id, *row[:9], clean, moment))
             if object_type == "opportunity" and parent:
                 parents.add(str(parent))
         elif known[2] == _content(row):  # only the stamp moved (our own write-back echoed): not dirty

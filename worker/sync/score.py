@@ -246,7 +246,11 @@ def score_batch(
     bulk.insert(INSERT_HISTORY, history)
     ids = [row.id for row in rows]
     where, params = c.in_list(ids)
-    bulk.run(f"UPDATE record_snapshots SET dirty = ? WHERE id {where}", [c.flag(False), *params])
+    # Only the marked rows are rewritten: a new record was stored clean (``snapshot_page``).
+    bulk.run(
+        f"UPDATE record_snapshots SET dirty = ? WHERE dirty = ? AND id {where}",
+        [c.flag(False), c.flag(True), *params],
+    )
     counts.scored += len(rows)
     return changed_accounts
 
