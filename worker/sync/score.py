@@ -160,14 +160,17 @@ class ScoringRow(NamedTuple):
 
 #: The next batch to score after snapshot id ``?``: changed, never scored, or scored under another
 #: version. The keyset runs on ``ix_record_snapshots_scan`` (connection, object type, id), so each batch
-#: starts where the last one stopped instead of filtering the object's whole table again.
+#: starts where the last one stopped instead of filtering the object's whole table again. The join
+#: repeats the bound for the fits (the same rows: ``f.snapshot_id = s.id``): PostgreSQL merge-joins
+#: the two primary keys and, without it, read every fit below the bound again for each batch (380 ms
+#: a batch at 300,000 fits, quadratic in the records).
 #: The JSON columns are read as text on both back ends and decoded with orjson (``read_json``):
 #: PostgreSQL's driver would parse them with the standard library's slower ``json``.
 SELECT_TO_SCORE = (
     "SELECT s.id, s.external_id, s.object_type, CAST(s.attributes AS TEXT), CAST(s.status AS TEXT),"
     " s.owner_id, s.last_activity, s.parent_id, f.snapshot_id, f.score, f.tier, f.coverage, f.reasons_text,"
     " f.icp_version, CAST(f.reasons AS TEXT), CAST(f.written AS TEXT), f.write_status, f.scored_at"
-    " FROM record_snapshots s LEFT OUTER JOIN record_fits f ON f.snapshot_id = s.id"
+    " FROM record_snapshots s LEFT OUTER JOIN record_fits f ON f.snapshot_id = s.id AND f.snapshot_id > ?"
     " WHERE s.connection_id = ? AND s.object_type = ? AND s.id > ?"
     " AND (s.dirty = ? OR f.snapshot_id IS NULL OR f.icp_version <> ?)"
     " ORDER BY s.id LIMIT ?"
@@ -197,7 +200,9 @@ def rows_to_score(
 ) -> list[ScoringRow]:
     """The next ``SCORE_BATCH`` records to score after snapshot id ``after_id``, decoded."""
     c = bulk.codec
-    raw = bulk.rows(SELECT_TO_SCORE, (conn_id, object_type, after_id, c.flag(True), version, SCORE_BATCH))
+    raw = bulk.rows(
+        SELECT_TO_SCORE, (after_id, conn_id, object_type, after_id, c.flag(True), version, SCORE_BATCH)
+    )
     js, day, at = read_json, c.read_day, c.read_moment
     # An opportunity's own status is never read (its account's state reads it, ``opportunity_statuses``):
     # it is left undecoded (None).
