@@ -252,8 +252,9 @@ def _store_page(
     tally: WarningTally,
     stats: Statistics | None = None,
 ) -> None:
-    """Snapshot one page and move the object's cursor past it, in one transaction."""
-    with store.session() as s:
+    """Snapshot one page and move the object's cursor past it, in one transaction (recomputable: a
+    page lost with a crashed database server is pulled again from the cursor before it)."""
+    with store.session(recomputable=True) as s:
         changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
         if stats is not None:
             stats.changed(s, changed)
