@@ -419,9 +419,11 @@ class _SeenIds:
             known |= run[at] == ordered
         before = np.zeros(len(ids), dtype=bool)  # in an earlier segment
         before[order] = known
+        repeat = ordered[1:] == ordered[:-1]  # in sorted order: equal to the one before it
         again = np.zeros(len(ids), dtype=bool)  # equal to one earlier in this segment (a stable sort)
-        again[order[1:][ordered[1:] == ordered[:-1]]] = True
-        new = np.unique(batch[kept & ~before])
+        again[order[1:][repeat]] = True
+        first = np.concatenate(([True], ~repeat))  # each distinct id once, still sorted
+        new = ordered[first & ~known & (ordered != b"")]
         if len(new):
             self._runs.append(new)
             while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):

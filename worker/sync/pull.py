@@ -94,7 +94,7 @@ def snapshot_page(
         status, status_problems = normalize_status(rec.status)
         problems += status_problems
         warnings += len(problems)
-        if tally is not None:
+        if tally is not None and problems:
             tally.add_values(object_type, ext_id, problems)
         parent = status.get("account_id")
         row = _snapshot_values(bulk.codec, rec, attributes, status, problems, parent, moment)
