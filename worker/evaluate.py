@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from connectors.base import OBJECT_TYPES, ObjectType
 from worker.icp.changes import ChangeCause, change_cause
 from worker.icp.scoring import Scorer
-from worker.reengage import ActiveFlag, Decision, decide, record_state, rise_explanation
+from worker.reengage import NOTHING, ActiveFlag, Decision, decide, record_state, rise_explanation
 from worker.store.states import FlagKind, WriteStatus
 
 if TYPE_CHECKING:
@@ -134,7 +134,12 @@ class Carried:
     reasons_text: str
 
 
-@dataclass(frozen=True, slots=True)
+#: ``HistoryEntry`` and ``Evaluation`` are built for every record the sync scores: they are plain (not
+#: frozen) slotted dataclasses, whose ``__init__`` is about four times faster than a frozen one's (it
+#: assigns the slots instead of going through ``object.__setattr__``). Nothing changes them once built.
+
+
+@dataclass(slots=True)
 class HistoryEntry:
     score: int
     tier: str
@@ -147,7 +152,7 @@ class HistoryEntry:
     reasons_text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Evaluation:
     """The outcome for one record. ``desired`` is what the CRM should hold (without ``scored_at``)."""
 
@@ -213,7 +218,8 @@ def evaluate(
     reasons: Sequence[Mapping[str, Any]]
     if carried is not None and snap.object_type == "opportunity":
         score, tier, coverage = carried.score, carried.tier, carried.coverage
-        reasons, text = carried.reasons or [], carried.reasons_text
+        # not ``or []``: carried reasons as stored (``queries.StoredReasons``) stay undecoded, passed on
+        reasons, text = carried.reasons if carried.reasons is not None else [], carried.reasons_text
     else:
         result = scorer.score(snap.attributes or {})
         score, tier, coverage = result.score, result.tier, result.coverage
@@ -296,7 +302,7 @@ def _reengage(
     last_raised: datetime | None,
 ) -> Decision:
     if snap.object_type not in ("lead", "account"):
-        return Decision()
+        return NOTHING
     state = record_state(
         snap.object_type, snap.status, snap.last_activity, snap.external_id, opportunity_statuses or {}
     )

@@ -26,9 +26,10 @@ from worker.icp.changes import change_note
 from worker.store.states import FlagKind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordState:
-    """What the rules need to know about one lead or account."""
+    """What the rules need to know about one lead or account. (Not frozen: one is built for every lead and
+    account scored, and a plain slotted ``__init__`` is about four times faster; nothing changes it.)"""
 
     object_type: str
     status: Mapping[str, Any]

@@ -4,7 +4,7 @@ For teams that cannot (or do not yet want to) connect the worker to the CRM's AP
 opportunities and leads as CSV, run the worker, import ``<object>_updates.csv`` (and ``tasks.csv``) back
 with the CRM's import tool (Salesforce Data Loader / Data Import Wizard, HubSpot imports).
 
-* ``pull`` streams a file with ``csv.DictReader`` (never the whole file in memory) in pages of
+* ``pull`` streams a file with ``csv.reader`` (never the whole file in memory) in pages of
   ``page_size`` records. With ``since``, only rows whose modification stamp is at or after it are pulled;
   rows without a stamp are always pulled (their age is unknown).
 * The cursor: an export is not necessarily sorted by modification stamp (Data Export sorts by Id), so a
@@ -21,13 +21,17 @@ with the CRM's import tool (Salesforce Data Loader / Data Import Wizard, HubSpot
 from __future__ import annotations
 
 import csv
+import functools
+import operator
 import os
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from datetime import date
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from connectors.base import (
@@ -133,50 +137,97 @@ class FilesConnector:
         return pages
 
     def _pages(self, object_type: ObjectType, path: Path, since: str | None) -> Generator[Page, None, None]:
+        """Read with ``csv.reader`` and a ``_Plan`` of column positions (a dict per row, as ``DictReader``
+        builds, costs more than the rest of reading a row). Rows are as ``DictReader`` reads them: blank
+        rows are skipped, missing trailing cells are blank, extra cells are ignored."""
         cfg = self.config
         name = path.name
         try:
             with open(path, newline="", encoding=cfg.encoding) as handle:
-                reader = csv.DictReader(handle, delimiter=cfg.delimiter)
+                reader = csv.reader(handle, delimiter=cfg.delimiter)
                 try:
-                    header = reader.fieldnames or []
+                    header = next(reader, [])
                 except (UnicodeDecodeError, csv.Error) as exc:
                     raise _unreadable(path, 1, exc) from None
-                plan = _Plan(object_type, name, cfg.columns_for(object_type), header, self._problems.append)
-                seen: set[str] = set()
+                # Repeated ids are found a segment of rows at a time (``_SeenIds``), so the warnings and
+                # problems of a segment are held, then told in row order with the repeats in their place.
+                seen = _SeenIds()
+                ids: list[str] = []  # the segment's records' ids and first lines
+                lines: list[int] = []
+                held: list[tuple[int, str | DataProblem]] = []  # (index of the next record, warning/problem)
+
+                def hold_warning(message: str) -> None:
+                    held.append((len(ids), message))
+
+                def hold_problem(problem: DataProblem) -> None:
+                    held.append((len(ids), problem))
+
+                def repeat(i: int) -> None:  # the last row wins, as a re-import would
+                    where = f"{name} line {lines[i]}"
+                    self._warn(f"{where}: id {ids[i]!r} appears again, this row wins")
+                    self._problem(DataProblem("duplicate_id", "id", ids[i], ids[i], where))
+
+                def flush() -> None:
+                    repeats = iter(seen.add(ids))
+                    upcoming = next(repeats, None)
+                    for before, event in held:
+                        while upcoming is not None and upcoming < before:
+                            repeat(upcoming)
+                            upcoming = next(repeats, None)
+                        if isinstance(event, str):
+                            self._warn(event)
+                        else:
+                            self._problem(event)
+                    while upcoming is not None:
+                        repeat(upcoming)
+                        upcoming = next(repeats, None)
+                    ids.clear()
+                    lines.clear()
+                    held.clear()
+
+                plan = _Plan(object_type, name, cfg.columns_for(object_type), header, hold_problem)
+                width = len(header)
+                build = plan.record
+                page_size = cfg.page_size
                 records: list[CrmRecord] = []
                 highest: str | None = None
                 line = reader.line_num + 1
-                rows = iter(reader)
-                while True:
-                    try:
-                        row = next(rows)
-                    except StopIteration:
-                        break
-                    except (UnicodeDecodeError, csv.Error) as exc:
-                        raise _unreadable(path, line, exc) from None
-                    first_line, line = line, reader.line_num + 1
-                    record = plan.record(row, first_line, self._warn)
-                    if record is None:
-                        continue
-                    if record.external_id in seen:  # the last row wins, as a re-import would
-                        where = f"{name} line {first_line}"
-                        self._warn(f"{where}: id {record.external_id!r} appears again, this row wins")
-                        self._problems.append(
-                            DataProblem("duplicate_id", "id", record.external_id, record.external_id, where)
-                        )
-                    seen.add(record.external_id)
-                    stamp = record.modstamp
-                    if stamp:
-                        if since is not None and stamp < since:
+                try:
+                    while True:
+                        try:
+                            row = next(reader)
+                            while not row:  # a blank line: no row (DictReader skips it too)
+                                row = next(reader)
+                        except StopIteration:
+                            break
+                        except (UnicodeDecodeError, csv.Error) as exc:
+                            raise _unreadable(path, line, exc) from None
+                        first_line, line = line, reader.line_num + 1
+                        if len(row) < width:
+                            row += [""] * (width - len(row))
+                        record = build(row, first_line, hold_warning)
+                        if record is None:
                             continue
-                        if highest is None or stamp > highest:
-                            highest = stamp
-                    if len(records) >= cfg.page_size:
-                        self._usage.count("read")
-                        yield Page(records=records, cursor=since)
-                        records = []
-                    records.append(record)
+                        ids.append(record.external_id)
+                        lines.append(first_line)
+                        stamp = record.modstamp
+                        if stamp:
+                            if since is not None and stamp < since:
+                                if len(ids) >= _SEGMENT:
+                                    flush()
+                                continue
+                            if highest is None or stamp > highest:
+                                highest = stamp
+                        if len(records) >= page_size:
+                            flush()
+                            self._usage.count("read")
+                            yield Page(records=records, cursor=since)
+                            records = []
+                        elif len(ids) >= _SEGMENT:
+                            flush()
+                        records.append(record)
+                finally:  # also when a row cannot be read: what came before it is told, as it was found
+                    flush()
                 if records:
                     self._usage.count("read")
                     yield Page(records=records, cursor=highest or since)
@@ -188,6 +239,12 @@ class FilesConnector:
         repeated ids), oldest first."""
         problems, self._problems = self._problems, []
         return problems
+
+    def _problem(self, problem: DataProblem) -> None:
+        """Keep a problem for the next ``take_problems`` (looked up each time: ``take_problems`` hands the
+        list over and starts a new one, so a reference to the old list's ``append`` would add to a list
+        already handed over, and the problem would be lost)."""
+        self._problems.append(problem)
 
     def _warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -345,8 +402,69 @@ class FilesConnector:
 # --------------------------------------------------------------------------------------------- helpers
 
 
+#: Rows whose repeated ids are looked for at once (at most; a page's rows are looked at before it is handed
+#: over).
+_SEGMENT = 4096
+
+
+class _SeenIds:
+    """The ids of one export seen so far, for the repeated-id warning, in far less memory than a set of
+    the ids (a set of 185,000 ids of 15 characters takes 19 MB; this, 3 MB, and flat as a file grows).
+
+    Exact: each id is kept as its UTF-8 bytes in sorted numpy arrays of fixed-width byte strings (``S``),
+    one per batch, merged as they grow (each merge at least doubles a run, so there are at most ~log2 of
+    the batches, and each id is moved ~log2 times). An id whose bytes end in NUL is kept in a set instead:
+    numpy reads trailing NULs of an ``S`` value as padding."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+        self._odd: set[str] = set()
+
+    def add(self, ids: Sequence[str]) -> list[int]:
+        """Remember ``ids`` (one segment of the file, in order); the positions of those seen before them
+        or earlier among them, ascending."""
+        if not ids:
+            return []
+        keys = [external_id.encode("utf-8", "surrogatepass") for external_id in ids]
+        repeated = [False] * len(ids)
+        if any(key.endswith(b"\0") for key in keys):
+            for i, key in enumerate(keys):
+                if key.endswith(b"\0"):
+                    repeated[i] = ids[i] in self._odd
+                    self._odd.add(ids[i])
+                    keys[i] = b""  # stands for no id: never compared (see below)
+        batch = np.array(keys, dtype=np.bytes_)  # as wide as its longest id (numpy compares any widths)
+        kept = batch != b""
+        order = np.argsort(batch, kind="stable")
+        ordered = batch[order]  # searched in order: each search starts where the one before ended
+        known = np.zeros(len(ids), dtype=bool)
+        for run in self._runs:
+            at = np.searchsorted(run, ordered)
+            at[at == len(run)] = 0
+            known |= run[at] == ordered
+        before = np.zeros(len(ids), dtype=bool)  # in an earlier segment
+        before[order] = known
+        again = np.zeros(len(ids), dtype=bool)  # equal to one earlier in this segment (a stable sort)
+        again[order[1:][ordered[1:] == ordered[:-1]]] = True
+        new = np.unique(batch[kept & ~before])
+        if len(new):
+            self._runs.append(new)
+            while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+                merged = np.concatenate(self._runs[-2:])
+                merged.sort(kind="stable")  # a merge of two sorted runs
+                self._runs[-2:] = [merged]
+        found = ((before | again) & kept) | np.array(repeated)
+        return [int(i) for i in np.flatnonzero(found)]
+
+
 class _Plan:
-    """How one export's columns become a CrmRecord, worked out once from its header."""
+    """How one export's columns become a CrmRecord, worked out once from its header: each canonical name's
+    column positions, and which names are attributes (``raw``) and status keys (with their parser).
+
+    ``record`` takes a row as ``csv.reader`` gives it, padded to the header's width. A canonical name
+    mapped from several columns takes the first non-blank of them (``_first``); the common case, one
+    column, is read by position. When the same header appears twice, the last such column is read (as
+    ``DictReader``, whose dict keeps the last)."""
 
     def __init__(
         self,
@@ -359,6 +477,7 @@ class _Plan:
         self.object_type = object_type
         self.file_name = file_name
         self.problem = problem
+        position = {column: i for i, column in enumerate(header)}  # the last of a repeated header
         present = {column.lstrip("\ufeff").strip(): column for column in header if column is not None}
         by_name: dict[str, list[str]] = {}
         for column, name in columns.items():
@@ -371,87 +490,146 @@ class _Plan:
                 f"{file_name}: no id column {wanted} in the header (columns: {list(present)[:20]})"
             )
         self.by_name = by_name
-        self.status = [(name, cols) for name, cols in by_name.items() if name in _STATUS_KEYS]
-        self.raw = [(name, cols) for name, cols in by_name.items() if name not in _NOT_RAW]
-        self.id = by_name["id"]
-        self.name = by_name.get("name")
-        self.owner = by_name.get("owner_id")
-        self.activity = by_name.get("last_activity")
-        self.stamp = by_name.get("modstamp")
-        self.account_type = by_name.get("account_type") if object_type == "account" else None
+        at = {name: tuple(position[column] for column in cols) for name, cols in by_name.items()}
+        #: Attribute names in column-mapping order (the order of ``raw``), the position read for each
+        #: (the first of its columns), and the names mapped from several columns (read with ``_first``).
+        raw = [(name, cols) for name, cols in at.items() if name not in _NOT_RAW]
+        self.raw_names = tuple(name for name, _ in raw)
+        self.raw_get: Callable[[Sequence[str]], Any] | None = (
+            operator.itemgetter(*(cols[0] for _, cols in raw)) if len(raw) > 1 else None
+        )
+        self.raw_single = raw[0][1][0] if len(raw) == 1 else None
+        self.raw_multi = [(name, cols) for name, cols in raw if len(cols) > 1]
+        self.status: list[
+            tuple[str, Callable[[Sequence[str]], str], Callable[[str], Any], dict[str, Any]]
+        ] = [
+            (name, _reader(cols), _STATUS_PARSERS.get(name, _status_text), {})
+            for name, cols in at.items()
+            if name in _STATUS_KEYS
+        ]
+        self.id = _reader(at["id"])
+        self.name = _optional(at, "name")
+        self.owner = _optional(at, "owner_id")
+        self.activity = _optional(at, "last_activity")
+        self.stamp = _optional(at, "modstamp")
+        self.account_type = _optional(at, "account_type") if object_type == "account" else None
+        self._days: dict[str, date | None] = {}
 
-    def record(self, row: Mapping[str, Any], line: int, warn: Any) -> CrmRecord | None:
-        external_id = _first(row, self.id).strip()
-        where = f"{self.file_name} line {line}"
+    def record(self, row: Sequence[str], line: int, warn: Any) -> CrmRecord | None:
+        external_id = self.id(row).strip()
         if not external_id:
+            where = f"{self.file_name} line {line}"
             warn(f"{where}: empty id, row skipped")
             self.problem(DataProblem("missing_id", "id", "", None, where))
             return None
-        raw = {name: _first(row, cols) for name, cols in self.raw}
+        if self.raw_get is not None:
+            raw = dict(zip(self.raw_names, self.raw_get(row), strict=True))
+        elif self.raw_single is not None:
+            raw = {self.raw_names[0]: row[self.raw_single]}
+        else:
+            raw = {}
+        for name, cols in self.raw_multi:
+            raw[name] = _first(row, cols)
         status: dict[str, Any] = {}
-        for name, cols in self.status:
-            text = _first(row, cols)
-            if not text.strip():
+        for name, cell, parse, memo in self.status:
+            text = cell(row)
+            try:
+                value = memo[text]
+            except KeyError:
+                value = parse(text) if text.strip() else _BLANK
+                if len(memo) >= _MEMO_SIZE:  # bounded: values repeat (flags, stages, dates) or do not
+                    memo.clear()
+                memo[text] = value
+            if value is _BLANK:
                 continue
-            value: Any
-            if name in _FLAG_KEYS:
-                value = parse_flag(text)
-            elif name == "amount":
-                value = parse_amount(text)
-            elif name == "close_date":
-                day = parse_day(text)
-                value = None if day is None else day.isoformat()
-            else:
-                value = text.strip()
             if value is None:
+                where = f"{self.file_name} line {line}"
                 warn(f"{where}: {name} {text[:40]!r} unreadable, left unknown")
                 self.problem(DataProblem("unreadable", name, text[:80], external_id, where))
             else:
                 status[name] = value
         if self.account_type and "is_customer" not in status:
-            kind = _first(row, self.account_type).strip().casefold()
+            kind = self.account_type(row).strip().casefold()
             if kind.startswith("customer"):
                 status["is_customer"] = True
         modstamp = ""
         if self.stamp:
-            text = _first(row, self.stamp)
+            text = self.stamp(row)
             if text.strip():
                 modstamp = normalize_stamp(text) or ""
                 if not modstamp:
+                    where = f"{self.file_name} line {line}"
                     warn(f"{where}: modification stamp {text[:40]!r} unreadable, row always pulled")
                     self.problem(DataProblem("unreadable_stamp", "modstamp", text[:80], external_id, where))
         last_activity = None
         if self.activity:
-            text = _first(row, self.activity)
+            text = self.activity(row)
             if text.strip():
-                last_activity = parse_day(text)
+                days = self._days
+                if text in days:
+                    last_activity = days[text]
+                else:
+                    last_activity = parse_day(text)
+                    if len(days) >= _MEMO_SIZE:
+                        days.clear()
+                    days[text] = last_activity
                 if last_activity is None:
+                    where = f"{self.file_name} line {line}"
                     warn(f"{where}: last activity {text[:40]!r} unreadable, left unknown")
                     self.problem(
                         DataProblem("unreadable_stamp", "last_activity", text[:80], external_id, where)
                     )
-        name = _first(row, self.name).strip() if self.name else ""
-        owner = _first(row, self.owner).strip() if self.owner else ""
+        name = self.name(row).strip() if self.name else ""
+        owner = self.owner(row).strip() if self.owner else ""
         return CrmRecord(
-            object_type=self.object_type,
-            external_id=external_id,
-            raw=raw,
-            status=status,
-            name=name or None,
-            owner_id=owner or None,
-            last_activity=last_activity,
-            modstamp=modstamp,
+            self.object_type, external_id, raw, status, name or None, owner or None, last_activity, modstamp
         )
 
 
-def _first(row: Mapping[str, Any], columns: Sequence[str]) -> str:
-    """The first non-blank value among columns mapped to one name ("" when all are blank)."""
+#: Distinct cells remembered per parsed column (``_Plan.record``): enough for every flag, stage and day of
+#: a few years; cleared when full, so memory stays flat whatever the file's size.
+_MEMO_SIZE = 4096
+#: A blank status cell (no value, no warning), as remembered.
+_BLANK = object()
+
+
+def _status_text(text: str) -> str:
+    return text.strip()
+
+
+def _status_day(text: str) -> str | None:
+    day = parse_day(text)
+    return None if day is None else day.isoformat()
+
+
+#: Status keys read as something other than stripped text; each parser returns None when unreadable.
+_STATUS_PARSERS: dict[str, Callable[[str], Any]] = {
+    **{key: parse_flag for key in _FLAG_KEYS},
+    "amount": parse_amount,
+    "close_date": _status_day,
+}
+
+
+def _reader(columns: Sequence[int]) -> Callable[[Sequence[str]], str]:
+    """How to read a name's cell from a row: by position when one column maps to it, else ``_first``."""
+    if len(columns) == 1:
+        return operator.itemgetter(columns[0])
+    return functools.partial(_first, columns=tuple(columns))
+
+
+def _optional(at: Mapping[str, Sequence[int]], name: str) -> Callable[[Sequence[str]], str] | None:
+    """``_reader`` of a name the header may not have (None when absent)."""
+    columns = at.get(name)
+    return _reader(columns) if columns else None
+
+
+def _first(row: Sequence[str], columns: Sequence[int]) -> str:
+    """The first non-blank value among the positions mapped to one name (the first's when all are blank)."""
     for column in columns:
-        value = row.get(column)
-        if value is not None and value.strip():
+        value = row[column]
+        if value.strip():
             return value
-    value = row.get(columns[0])
-    return "" if value is None else value
+    return row[columns[0]]
 
 
 def _check_object_type(object_type: str) -> None:

@@ -720,3 +720,21 @@ def test_each_run_writes_into_its_own_folder_and_tasks_stay_unique_across_runs(t
     assert [row[0] for row in read_rows(tmp_path / "out" / "run-8" / "account_updates.csv")[1:]] == ["001A"]
     assert [row[0] for row in read_rows(tmp_path / "out" / "run-8" / "tasks.csv")[1:]] == ["k2"]
     assert [row[0] for row in read_rows(tmp_path / "out" / "run-7" / "tasks.csv")[1:]] == ["k1"]
+
+
+def test_problems_of_later_pages_are_handed_over_too(tmp_path):
+    # the sync takes the problems after each page: those found on the second page must not go to the
+    # list handed over after the first (they were lost: the plan kept the first list's append)
+    rows = [account_row(1), account_row(2), account_row(3, LastModifiedDate="garbage"), account_row(4, Id="")]
+    rows.append(account_row(1))
+    write_csv(tmp_path / "crm" / "accounts.csv", ACCOUNT_HEADER, rows)
+    connector = make(tmp_path, page_size=1)
+    taken = []
+    for _page in connector.pull("account", None):
+        taken.append([(p.kind, p.where) for p in connector.take_problems()])
+    taken.append([(p.kind, p.where) for p in connector.take_problems()])
+    assert [problem for page in taken for problem in page] == [
+        ("unreadable_stamp", "accounts.csv line 4"),
+        ("missing_id", "accounts.csv line 5"),
+        ("duplicate_id", "accounts.csv line 6"),
+    ]

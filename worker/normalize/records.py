@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -49,7 +50,16 @@ def _to_text(value: Any) -> str | None:
     raise ValueError("not text")
 
 
+#: Longest run of decimal digits read with ``int`` directly: every integer of up to 15 digits is exactly a
+#: float, so ``int(text)`` is what ``parse_number`` then ``int(x)`` would give (longer ones go through float).
+_EXACT_DIGITS = 15
+
+
 def _to_number(value: Any) -> int | float | None:
+    if type(value) is str:  # the commonest cell, "4200000": no float, no exception
+        s = value.strip()
+        if s.isdecimal() and len(s) <= _EXACT_DIGITS:
+            return int(s)
     x = parse_number(value)
     if x is None or isinstance(x, int):
         return x
@@ -110,6 +120,8 @@ class NormalizeConfig:
     industry_synonyms: Mapping[str, str] = field(default_factory=dict)
     attribute_kinds: Mapping[str, str] = field(default_factory=dict)
     _converters: Mapping[str, Callable[[Any], Any]] = field(init=False, repr=False, compare=False)
+    #: What each attribute's text cells came out as (``normalize_values``), per attribute; see ``_outcome``.
+    _memo: dict[str, dict[str, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         synonyms = MappingProxyType(dict(self.industry_synonyms))
@@ -136,6 +148,7 @@ class NormalizeConfig:
         if converters["industry"] is _to_text and table:
             converters["industry"] = industry
         object.__setattr__(self, "_converters", MappingProxyType(converters))
+        object.__setattr__(self, "_memo", {})
 
     def kind_of(self, attribute: str) -> str:
         """The kind of an attribute under this configuration."""
@@ -171,6 +184,28 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+#: Distinct text cells remembered per attribute (``normalize_values``): industries, countries, states and
+#: tech stacks repeat across a CRM's records. When full, an attribute's memo starts afresh, so memory stays
+#: bounded whatever the number of records.
+MEMO_SIZE = 4096
+#: An outcome: the value is missing (left out, no problem).
+_MISSING = object()
+
+
+def _outcome(key: str, value: Any, convert: Callable[[Any], Any]) -> Any:
+    """What one raw value becomes: the attribute's value (a list as a tuple, so that a remembered outcome
+    cannot be changed through a record's attributes), ``_MISSING`` or a ``ValueProblem``."""
+    try:
+        result = convert(value)
+    except Exception:
+        return ValueProblem(str(key), _raw_text(value))
+    if result is None:
+        return _MISSING
+    if key in NON_NEGATIVE and _is_real(result) and result < 0:
+        return ValueProblem(str(key), _raw_text(value), "impossible")
+    return tuple(result) if type(result) is list else result
+
+
 def normalize_values(
     raw: Mapping[str, Any], config: NormalizeConfig
 ) -> tuple[dict[str, Any], list[ValueProblem]]:
@@ -182,26 +217,40 @@ def normalize_values(
     values are left out. An unreadable value (``'Untied Kingdom'`` as a country) and an impossible one (a
     negative ``employees`` or ``annual_revenue``, see ``NON_NEGATIVE``) are left out, each with a
     ``ValueProblem``: a disqualifier never fires on them.
+
+    The outcome of a text value is remembered per attribute (``MEMO_SIZE``; converters are pure, so it is
+    the same outcome): most cells of an export are spellings seen before. Only ``str`` values are
+    remembered: ``True`` and ``1`` are equal dictionary keys but not the same cell.
     """
     attributes: dict[str, Any] = {}
     problems: list[ValueProblem] = []
     converters = config._converters
+    memos = config._memo
     try:
         for key, value in raw.items():
             if value is None:
                 continue
             convert: Callable[[Any], Any] = converters.get(key, _to_text)
-            try:
-                result = convert(value)
-            except Exception:
-                problems.append(ValueProblem(str(key), _raw_text(value)))
+            if type(value) is str:
+                memo = memos.get(key)
+                if memo is None:
+                    memo = memos[key] = {}
+                outcome = memo.get(value, memo)  # the memo itself: not there yet
+                if outcome is memo:
+                    outcome = _outcome(key, value, convert)
+                    if len(memo) >= MEMO_SIZE:
+                        memo.clear()
+                    memo[value] = outcome
+            else:
+                outcome = _outcome(key, value, convert)
+            if outcome is _MISSING:
                 continue
-            if result is None:
-                continue
-            if key in NON_NEGATIVE and _is_real(result) and result < 0:
-                problems.append(ValueProblem(str(key), _raw_text(value), "impossible"))
-                continue
-            attributes[key] = result
+            if type(outcome) is ValueProblem:
+                problems.append(outcome)
+            elif type(outcome) is tuple:
+                attributes[key] = list(outcome)
+            else:
+                attributes[key] = outcome
     except Exception:  # not a mapping after all
         problems.append(ValueProblem("record", short(raw, 80)))
     country = attributes.get("country")
@@ -231,20 +280,32 @@ def normalize_status(status: Mapping[str, Any]) -> tuple[dict[str, Any], list[Va
     clean: dict[str, Any] = {}
     problems: list[ValueProblem] = []
     for key, value in status.items():
-        if value is None or is_missing(value):
+        if value is None:
             continue
+        if type(value) is bool and key in _STATUS_FLAGS:  # as a connector that reads flags hands them over
+            clean[key] = value
+            continue
+        if isinstance(value, str):  # ``is_missing``, and the stripped text kept for a text key
+            text = value.strip()
+            if not text or (len(text) <= MISSING_MAXLEN and text.casefold() in MISSING_TOKENS):
+                continue
         try:
             if key in _STATUS_FLAGS:
                 result: Any = parse_bool(value)
             elif key in _STATUS_NUMBERS:
                 result = _to_number(value)
             elif key in _STATUS_DATES:
-                result = parse_date(value)
+                result = _status_date(value) if type(value) is str else parse_date(value)
             else:
-                result = value.strip() if isinstance(value, str) else value
+                result = text if isinstance(value, str) else value
         except ValueError:
             problems.append(ValueProblem(str(key), _raw_text(value)))
             continue
         if result is not None:
             clean[key] = result
     return clean, problems
+
+
+@lru_cache(maxsize=4096)  # dates repeat (a few years of days); failures raise, and are not remembered
+def _status_date(value: str) -> str | None:
+    return parse_date(value)

@@ -17,7 +17,7 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -126,10 +126,21 @@ class Store:
             self.migrated = migrate(self.engine)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+    def session(self, *, recomputable: bool = False) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error.
+
+        ``recomputable``: the transaction holds only what a later run computes again from the store and
+        the CRM (a pulled page's snapshots and cursor, a scored batch's fits), nothing the CRM was told.
+        On PostgreSQL it then commits without waiting for its WAL to reach the disk
+        (``synchronous_commit`` off for this transaction only): each commit of a first sync waited for
+        its own flush. A crash of the database server may lose the last such transactions (whole ones,
+        never half of one: the next run pulls or scores them again); the next ordinary commit, such as a
+        write phase's results, flushes every one before it. SQLite's WAL with ``synchronous=NORMAL``
+        already commits this way."""
         with self.sessions() as session:
             try:
+                if recomputable and self.engine.dialect.name == "postgresql":
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 yield session
                 session.commit()
             except BaseException:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,14 +51,58 @@ def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) 
     return session.scalar(scored) is None
 
 
+class StoredReasons(Sequence[Mapping[str, Any]]):
+    """A fit's reasons as the store holds them (JSON ``text``), decoded on first use.
+
+    An opportunity carrying its account's fit stores that fit's reasons again, unchanged: the score phase
+    copies ``text`` into the opportunity's fit row instead of decoding every account's reasons and encoding
+    them once more (the text is the store's own encoding, ``db._json_dumps``, so the copy is byte for byte
+    what encoding the decoded list gives). Anything that reads the reasons gets the decoded list's items.
+    """
+
+    __slots__ = ("text", "_items")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._items: list[Mapping[str, Any]] | None = None
+
+    def _decoded(self) -> list[Mapping[str, Any]]:
+        if self._items is None:
+            self._items = orjson.loads(self.text) or []
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | Sequence[Mapping[str, Any]]:
+        return self._decoded()[index]
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredReasons):
+            return self._decoded() == other._decoded()
+        return self._decoded() == other
+
+    __hash__ = None  # type: ignore[assignment]  # a list's equality, so unhashable like a list
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+
 class AccountFit(NamedTuple):
-    """An account's fit as an opportunity carries it."""
+    """An account's fit as an opportunity carries it (``reasons``: as stored, decoded when read)."""
 
     external_id: str
     score: int
     tier: str
     coverage: float
-    reasons: list[Any]
+    reasons: StoredReasons | None
     reasons_text: str
 
 
@@ -67,58 +112,91 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
         return {}
     bulk = Bulk(session)
     where, params = bulk.codec.in_list(list(account_ids))
+    # The reasons as text on both back ends (PostgreSQL's driver would parse a json column).
     rows = bulk.rows(
-        "SELECT s.external_id, f.score, f.tier, f.coverage, f.reasons, f.reasons_text FROM record_snapshots s"
-        " JOIN record_fits f ON f.snapshot_id = s.id WHERE s.connection_id = ? AND s.object_type = 'account'"
-        f" AND s.external_id {where}",
+        "SELECT s.external_id, f.score, f.tier, f.coverage, CAST(f.reasons AS TEXT), f.reasons_text"
+        " FROM record_snapshots s JOIN record_fits f ON f.snapshot_id = s.id"
+        f" WHERE s.connection_id = ? AND s.object_type = 'account' AND s.external_id {where}",
         [conn_id, *params],
     )
-    js = bulk.codec.read_json
-    return {ext: AccountFit(ext, sc, tier, cov, js(rs), text) for ext, sc, tier, cov, rs, text in rows}
+    return {
+        ext: AccountFit(ext, sc, tier, cov, StoredReasons(rs) if rs is not None else None, text)
+        for ext, sc, tier, cov, rs, text in rows
+    }
+
+
+#: What an account's state reads of its opportunities' statuses (``reengage.account_context``).
+OPPORTUNITY_STATUS_KEYS = ("is_closed", "is_won", "close_date")
 
 
 def opportunity_statuses(
     session: Session, conn_id: int, account_ids: Iterable[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The statuses of the given accounts' opportunities, by account id, each account's in snapshot id
-    order (the order SQLite's ``parent_id`` index gives; ``account_context`` lets the last of equal
-    close dates decide)."""
+    """The statuses of the given accounts' opportunities (only ``OPPORTUNITY_STATUS_KEYS``, a key the
+    status lacks as None, as ``dict.get`` reads it), by account id, each account's in snapshot id order
+    (the order SQLite's ``parent_id`` index gives; ``account_context`` lets the last of equal close dates
+    decide).
+
+    The database picks the three values out of each status as a JSON array (SQLite's ``json_extract`` of
+    several paths, PostgreSQL's ``json_build_array``), so only those are decoded: the same values, of the
+    same JSON types, as decoding the whole status gives."""
     out: dict[str, list[dict[str, Any]]] = {}
     ids = list(account_ids)
     if not ids:
         return out
     bulk = Bulk(session)
     where, params = bulk.codec.in_list(ids)
-    js = bulk.codec.read_json
+    if bulk.codec.dialect == "sqlite":
+        picked = "json_extract(status, " + ", ".join(f"'$.{k}'" for k in OPPORTUNITY_STATUS_KEYS) + ")"
+    else:  # as text, decoded by orjson (the driver would use the standard library's json)
+        keys_sql = ", ".join(f"status->'{k}'" for k in OPPORTUNITY_STATUS_KEYS)
+        picked = f"CAST(json_build_array({keys_sql}) AS TEXT)"
     rows = bulk.rows(
-        "SELECT id, parent_id, status FROM record_snapshots WHERE connection_id = ?"
+        f"SELECT id, parent_id, {picked} FROM record_snapshots WHERE connection_id = ?"
         f" AND object_type = 'opportunity' AND parent_id {where}",
         [conn_id, *params],
     )
     rows.sort()  # here, not in SQL: ORDER BY id would tempt the planner into a walk of the whole table
-    for _, parent, status in rows:
-        out.setdefault(parent, []).append(js(status) or {})
+    keys = OPPORTUNITY_STATUS_KEYS
+    for _, parent, values in rows:
+        got = None if values is None else orjson.loads(values)  # None: no status, read as an empty one
+        out.setdefault(parent, []).append(dict(zip(keys, got, strict=True)) if got else {})
     return out
 
 
 def flags(
     session: Session, conn_id: int, object_type: str, ids: Iterable[str]
 ) -> tuple[dict[str, ReengageFlag], dict[str, datetime]]:
-    """The records' active flags, and when each record was last flagged at all (for the cool-off)."""
+    """The records' active flags, and when each record was last flagged at all (for the cool-off).
+
+    One plain query reads every flag's state and time; only the active flags (few: most records have
+    none) are loaded as ORM objects, which the score phase updates when it clears them."""
     active: dict[str, ReengageFlag] = {}
     last_raised: dict[str, datetime] = {}
-    for flag in session.scalars(
-        select(ReengageFlag).where(
-            ReengageFlag.connection_id == conn_id,
-            ReengageFlag.object_type == object_type,
-            among(session, ReengageFlag.external_id, ids),
-        )
+    ids = list(ids)
+    if not ids:
+        return active, last_raised
+    bulk = Bulk(session)
+    where, params = bulk.codec.in_list(ids)
+    read_moment = bulk.codec.read_moment
+    active_ids: list[int] = []
+    for flag_id, external_id, state, raised_at in bulk.rows(
+        "SELECT id, external_id, state, raised_at FROM reengage_flags"
+        f" WHERE connection_id = ? AND object_type = ? AND external_id {where}",
+        [conn_id, object_type, *params],
     ):
-        raised = aware(flag.raised_at)
-        if flag.state == FlagState.ACTIVE:
+        moment = read_moment(raised_at)
+        assert moment is not None  # raised_at is never NULL
+        raised = aware(moment)
+        if state == FlagState.ACTIVE:
+            active_ids.append(flag_id)
+        if external_id not in last_raised or raised > last_raised[external_id]:
+            last_raised[external_id] = raised
+    if active_ids:
+        for flag in session.scalars(
+            select(ReengageFlag).where(among(session, ReengageFlag.id, active_ids)).order_by(ReengageFlag.id)
+        ):
             active[flag.external_id] = flag
-        if flag.external_id not in last_raised or raised > last_raised[flag.external_id]:
-            last_raised[flag.external_id] = raised
     return active, last_raised
 
 

@@ -7,6 +7,7 @@ import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import update
@@ -37,12 +38,18 @@ def raw_differing(raw: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict
     """The CRM's text of each attribute whose normalised value reads differently (for explanations)."""
     kept: dict[str, str] = {}
     for key, value in raw.items():
-        if value is None or key not in attributes:
+        if value is None:
             continue
-        text = value if isinstance(value, str) else str(value)
-        if text != str(attributes[key]):
+        normal = attributes.get(key, _ABSENT)
+        if normal is _ABSENT:
+            continue
+        text = value if type(value) is str else str(value)
+        if text != (normal if type(normal) is str else str(normal)):  # str(a str) is itself: not called
             kept[key] = text[:RAW_KEPT]
     return kept
+
+
+_ABSENT = object()
 
 
 def snapshot_page(
@@ -167,13 +174,19 @@ def _snapshot_values(
     parent: Any,
     moment: Any,
 ) -> tuple[Any, ...]:
-    """A pulled record's ``SNAPSHOT_COLUMNS``, encoded for the store (``moment``: ``pulled_at``, encoded)."""
+    """A pulled record's ``SNAPSHOT_COLUMNS``, encoded for the store (``moment``: ``pulled_at``, encoded).
+    Most records have no problem and keep no raw text (and opportunities have no attributes): those
+    columns are the codec's encoding of an empty list or mapping, encoded once (``_empty``)."""
+    empty_list, empty_map = _empty(codec)
+    kept = raw_differing(rec.raw, attributes) if rec.raw else None
     return (
         (rec.name or "")[:255] or None,
-        codec.json(attributes),
-        codec.json({k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()}),
-        codec.json([str(p) for p in problems]),
-        codec.json(raw_differing(rec.raw, attributes)),
+        codec.json(attributes) if attributes else empty_map,
+        codec.json({k: (v.isoformat() if isinstance(v, date) else v) for k, v in status.items()})
+        if status
+        else empty_map,
+        codec.json([str(p) for p in problems]) if problems else empty_list,
+        codec.json(kept) if kept else empty_map,
         rec.owner_id,
         codec.day(rec.last_activity),
         rec.modstamp,
@@ -181,6 +194,12 @@ def _snapshot_values(
         codec.flag(True),
         moment,
     )
+
+
+@cache
+def _empty(codec: Codec) -> tuple[Any, Any]:
+    """The codec's encoding of an empty JSON list and of an empty JSON object."""
+    return codec.json([]), codec.json({})
 
 
 def pull_objects(
@@ -252,8 +271,9 @@ def _store_page(
     tally: WarningTally,
     stats: Statistics | None = None,
 ) -> None:
-    """Snapshot one page and move the object's cursor past it, in one transaction."""
-    with store.session() as s:
+    """Snapshot one page and move the object's cursor past it, in one transaction (recomputable: a
+    page lost with a crashed database server is pulled again from the cursor before it)."""
+    with store.session(recomputable=True) as s:
         changed, warnings = snapshot_page(s, conn_id, object_type, page.records, norm, now, tally)
         if stats is not None:
             stats.changed(s, changed)
