@@ -152,3 +152,17 @@ def test_statistics_refresh_as_the_tables_grow():
         assert reltuples("record_fits") == 0
     finally:
         drop()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [date(1, 1, 1), date(999, 12, 31), date(2026, 11, 23), date(9999, 12, 31), datetime(2026, 1, 2, 3, 4)],
+)
+def test_sqlite_dates_are_encoded_as_sqlalchemy_stores_them(value: date) -> None:
+    from sqlalchemy import Date
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    processor = Date().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    assert SQLITE.day(value) == processor(value)

@@ -42,7 +42,11 @@ def _sqlite_moment(value: datetime | None) -> str | None:
 
 
 def _sqlite_day(value: date | None) -> str | None:
-    return None if value is None else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+    if value is None:
+        return None
+    if type(value) is date:  # the same text (years zero-padded to 4 digits), cheaper
+        return value.isoformat()
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"  # a datetime: its date only
 
 
 def _sqlite_read_moment(value: str | None) -> datetime | None:

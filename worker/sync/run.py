@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +156,43 @@ def check_owned_fields(cfg: ConnectionConfig, connector: Connector, policy: Poli
         )
 
 
+#: Allocations (net) between the young generation's collections during a run (CPython's default is 700).
+RUN_GC_THRESHOLD = 20_000
+_gc_lock = threading.Lock()
+_gc_runs = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextmanager
+def quiet_collector() -> Iterator[None]:
+    """Keep CPython's cyclic garbage collector out of a run's way.
+
+    A run allocates a few containers per record (rows, dicts, tuples) that reference counting frees, but
+    every few hundred allocations the collector scans the young ones, and every few dozen of those scans
+    the whole heap: every module, SQLAlchemy's and pycountry's tables. Measured on a full sync of
+    100,000 accounts: 5.9 s of CPU in collections (4.7 s of them in 69 full ones) out of about 35 s.
+    For the run's length the objects that exist when it starts are frozen (``gc.freeze``: left out of
+    every scan) and the young generation is collected every ``RUN_GC_THRESHOLD`` allocations: 0.4 s.
+    Cycles made during the run are still collected; the old settings come back when the last of the
+    process's overlapping runs ends (threads may run syncs side by side)."""
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        _gc_runs += 1
+        if _gc_runs == 1:
+            gc.collect()
+            gc.freeze()
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_gc_saved[0], RUN_GC_THRESHOLD), *_gc_saved[1:])
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_runs -= 1
+            if _gc_runs == 0:
+                gc.set_threshold(*_gc_saved)
+                gc.unfreeze()
+
+
 def run_phases(
     store: Store,
     cfg: ConnectionConfig,
@@ -243,7 +284,8 @@ def run_sync(
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     bound.info("run.started", icp_version=run.version.number if run.version else None)
     try:
-        summary.status = run_phases(store, cfg, connector, run, kind, now, progress, dry_run, score)
+        with quiet_collector():
+            summary.status = run_phases(store, cfg, connector, run, kind, now, progress, dry_run, score)
     except QuotaExceededError as exc:
         summary.status = RunStatus.QUOTA_RESERVED if exc.reserved else RunStatus.QUOTA_EXCEEDED
         summary.error = str(exc)
