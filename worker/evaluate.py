@@ -303,8 +303,14 @@ def _reengage(
 ) -> Decision:
     if snap.object_type not in ("lead", "account"):
         return NOTHING
-    state = record_state(
-        snap.object_type, snap.status, snap.last_activity, snap.external_id, opportunity_statuses or {}
+    # The state only when the decision reads it (``decide``): an account's reads its opportunities'.
+    state = partial(
+        record_state,
+        snap.object_type,
+        snap.status,
+        snap.last_activity,
+        snap.external_id,
+        opportunity_statuses if opportunity_statuses is not None else {},
     )
     previous_tier = fit.tier if fit is not None else None
     return decide(

@@ -75,7 +75,7 @@ def staleness(state: RecordState, today: date, stale_days: int) -> bool:
 
 
 def decide(
-    state: RecordState,
+    state: RecordState | Callable[[], RecordState],
     *,
     previous_tier: str | None,
     new_tier: str,
@@ -94,7 +94,18 @@ def decide(
     ``explanation`` is the start of the flag's reason ("poor → best under ICP v3: employees 620 ≥ 500"),
     or a function computing it (called only when a flag is raised). ``backlog``: the connection's first
     sync flags a never-scored record that already fits (kind ``backlog``).
+
+    ``state`` may be a function computing it: called only when the decision depends on it, which for
+    most records it does not (no active flag, and the tier did not rise into a target tier). An account's
+    state reads its opportunities' statuses, so the score phase reads those only for such accounts.
     """
+    if active_flag is None:  # nothing to clear; a flag is raised only into a target tier from outside it
+        if new_tier not in target_tiers or previous_tier in target_tiers:
+            return NOTHING
+        if previous_tier is None and not backlog:
+            return NOTHING
+    if callable(state):
+        state = state()
     if state.object_type not in ("lead", "account"):
         return NOTHING
     converted = state.status.get("is_converted") is True
@@ -107,10 +118,6 @@ def decide(
             return Decision(clear_reason="open pipeline")
         if state.last_activity is not None and state.last_activity > active_flag.raised_at.date():
             return Decision(clear_reason=f"worked again on {state.last_activity.isoformat()}")
-        return NOTHING
-    if new_tier not in target_tiers or previous_tier in target_tiers:
-        return NOTHING
-    if previous_tier is None and not backlog:
         return NOTHING
     if converted or state.has_open_pipeline:
         return NOTHING

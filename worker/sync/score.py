@@ -4,7 +4,7 @@ in batches by ``worker.evaluate``; each batch's fits, flag changes, history and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -63,17 +63,45 @@ class ScoringContext:
     stats: Statistics = field(default_factory=lambda: Statistics(("record_fits", "reengage_flags")))
 
 
+class StatusesNotRead(Exception):
+    """An evaluation read the opportunity statuses of a batch whose statuses are not read yet."""
+
+
+class _NotRead(Mapping[str, Sequence[Mapping[str, Any]]]):
+    """A batch of accounts' opportunity statuses before they are read: any read raises
+    ``StatusesNotRead``. An account's decision reads its state, so its opportunities' statuses, only when
+    its tier rose into a target tier or it has an active flag (``reengage.decide``; about one account in
+    eight on a first sync): ``score_batch`` evaluates the batch with this, then reads the statuses of the
+    accounts that needed them, all at once, and evaluates those again."""
+
+    def __getitem__(self, key: str) -> Sequence[Mapping[str, Any]]:
+        raise StatusesNotRead
+
+    def __iter__(self) -> Iterator[str]:
+        raise StatusesNotRead
+
+    def __len__(self) -> int:
+        raise StatusesNotRead
+
+
+NOT_READ: Mapping[str, Sequence[Mapping[str, Any]]] = _NotRead()
+
+
 @dataclass
 class BatchContext:
     """What a batch's evaluations read from the store besides the rows themselves."""
 
     account_fits: dict[str, Any]
-    opp_statuses: dict[str, list[dict[str, Any]]]
+    opp_statuses: Mapping[str, Sequence[Mapping[str, Any]]]
     active: dict[str, ReengageFlag]
     last_raised: dict[str, datetime]
 
 
-def batch_context(session: Session, conn_id: int, object_type: str, rows: Sequence[Any]) -> BatchContext:
+def batch_context(
+    session: Session, conn_id: int, object_type: str, rows: Sequence[Any], *, statuses: bool = True
+) -> BatchContext:
+    """The batch's context; ``statuses=False``: an account batch's opportunity statuses are left unread
+    (``NOT_READ``), for the caller to read for the accounts that need them."""
     ids = [row.external_id for row in rows]
     parents = {row.parent_id for row in rows if row.parent_id} if object_type == "opportunity" else set()
     active, last_raised = (
@@ -81,7 +109,11 @@ def batch_context(session: Session, conn_id: int, object_type: str, rows: Sequen
     )
     return BatchContext(
         account_fits=queries.account_fits(session, conn_id, parents),
-        opp_statuses=queries.opportunity_statuses(session, conn_id, ids) if object_type == "account" else {},
+        opp_statuses=(
+            (queries.opportunity_statuses(session, conn_id, ids) if statuses else NOT_READ)
+            if object_type == "account"
+            else {}
+        ),
         active=active,
         last_raised=last_raised,
     )
@@ -225,22 +257,24 @@ def _history_values(ctx: ScoringContext, object_type: str, snap: Any, ev: Evalua
 def score_batch(
     session: Session, ctx: ScoringContext, object_type: str, rows: Sequence[Any], counts: RunCounts
 ) -> set[str]:
-    """Score one batch of (snapshot, fit-or-None) rows; returns account ids whose fit changed."""
-    bc = batch_context(session, ctx.conn_id, object_type, rows)
+    """Score one batch of (snapshot, fit-or-None) rows; returns account ids whose fit changed.
+
+    An account batch is evaluated before its opportunities' statuses are read (``NOT_READ``): only the
+    accounts whose decision reads them are evaluated again, once they are read. Each row's statements
+    are built as soon as it is evaluated (few objects live long: the garbage collector runs less) and
+    run in the rows' order."""
+    bc = batch_context(session, ctx.conn_id, object_type, rows, statuses=False)
     bulk = Bulk(session)
     c = bulk.codec
     version, now = ctx.policy.icp_version, ctx.now
     moments = {now: c.moment(now)}  # most fits are scored now: encode that once
-    fit_inserts: list[tuple[Any, ...]] = []
-    fit_updates: list[tuple[Any, ...]] = []
-    history: list[tuple[Any, ...]] = []
-    flags: list[tuple[Any, ...]] = []
     changed_accounts: set[str] = set()
-    for snap in rows:
-        ev = evaluate_row(snap, object_type, bc, ctx.scorer, ctx.policy, now)
+
+    def stored(
+        snap: Any, ev: Evaluation
+    ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, ...] | None]:
+        """The row's new flag (or None), its fit's values and its history entry (or None)."""
         flag = _apply_flag(ctx, snap, ev, bc, counts, moments[now])
-        if flag is not None:
-            flags.append(flag)
         at = moments.get(ev.scored_at)
         if at is None:
             at = c.moment(ev.scored_at)
@@ -252,12 +286,43 @@ def score_batch(
             counts.fits_changed += 1
             if object_type == "account" and snap.fit_id is not None:
                 changed_accounts.add(snap.external_id)
-        if ev.history is not None:
-            history.append(_history_values(ctx, object_type, snap, ev, moments[now]))
-        if snap.fit_id is None:
-            fit_inserts.append((snap.id, c.json(None), 0, *values))
-        else:
-            fit_updates.append((*values, snap.id))
+        history = (
+            _history_values(ctx, object_type, snap, ev, moments[now]) if ev.history is not None else None
+        )
+        return (
+            flag,
+            ((snap.id, c.json(None), 0, *values) if snap.fit_id is None else (*values, snap.id)),
+            history,
+        )
+
+    done: list[tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, ...] | None] | None] = []
+    unread: list[int] = []  # the accounts whose decision reads their opportunities' statuses
+    for i, snap in enumerate(rows):
+        try:
+            ev = evaluate_row(snap, object_type, bc, ctx.scorer, ctx.policy, now)
+        except StatusesNotRead:
+            done.append(None)
+            unread.append(i)
+            continue
+        done.append(stored(snap, ev))
+    if unread:
+        bc.opp_statuses = queries.opportunity_statuses(
+            session, ctx.conn_id, [rows[i].external_id for i in unread]
+        )
+        for i in unread:
+            done[i] = stored(rows[i], evaluate_row(rows[i], object_type, bc, ctx.scorer, ctx.policy, now))
+    fit_inserts: list[tuple[Any, ...]] = []
+    fit_updates: list[tuple[Any, ...]] = []
+    history: list[tuple[Any, ...]] = []
+    flags: list[tuple[Any, ...]] = []
+    for snap, row in zip(rows, done, strict=True):
+        assert row is not None
+        flag, fit_values, entry = row
+        if flag is not None:
+            flags.append(flag)
+        if entry is not None:
+            history.append(entry)
+        (fit_inserts if snap.fit_id is None else fit_updates).append(fit_values)
     session.flush()  # the cleared flags first: the statements below go straight to the connection
     bulk.insert(INSERT_FLAG, flags)
     bulk.insert(INSERT_FIT, fit_inserts)
@@ -279,7 +344,9 @@ def score_object(
 ) -> None:
     last_id = 0
     while True:
-        with store.session() as s:
+        # Recomputable: a batch lost with a crashed PostgreSQL server is still dirty or unscored, and the
+        # next run scores it again (the write phase's first commit flushes every batch before it).
+        with store.session(recomputable=True) as s:
             rows = rows_to_score(Bulk(s), ctx.conn_id, object_type, ctx.policy.icp_version, last_id)
             if not rows:
                 ctx.stats.refresh(s)  # the next object type is planned with this one's rows counted
