@@ -70,3 +70,29 @@ def test_echo_of_the_write_back_scores_and_writes_nothing(store, now):
     changed = run_sync(store, cfg, MemoryConnector(crm), kind="incremental", now=now + timedelta(hours=2))
     assert changed.counts["changed_account"] == 1
     assert changed.counts["scored"] == 1 and changed.counts["written"] == 1
+
+
+def test_a_new_opportunity_marks_its_scored_account_only(store, now):
+    # A first sync marks no account (none has a fit: each is scored anyway); once scored, an account whose
+    # pipeline changes is marked dirty by the pull, and scored again.
+    crm = _crm()
+    cfg = ConnectionConfig(name="echo", crm="files")
+    with store.session() as s:
+        versions.publish(s, ICP, filename="icp.yaml", author="test", note="", now=now)
+    run_sync(store, cfg, MemoryConnector(crm), kind="full", now=now, score=False)
+    with store.session() as s:
+        assert not any(s.scalars(select(RecordSnapshot.dirty)))
+    first = run_sync(store, cfg, MemoryConnector(crm), kind="full", now=now + timedelta(hours=1))
+    assert first.counts["scored"] == 4
+
+    crm.put("opportunity", "O2", status={"account_id": "A1", "is_closed": False})
+    crm.put("opportunity", "O3", status={"account_id": "A9", "is_closed": False})  # an account not pulled
+    later = now + timedelta(hours=2)
+    run_sync(store, cfg, MemoryConnector(crm), kind="incremental", now=later, score=False)
+    with store.session() as s:
+        dirty = dict(s.execute(select(RecordSnapshot.external_id, RecordSnapshot.dirty)).all())
+    assert dirty == {"A1": True, "A2": False, "O1": False, "O2": False, "O3": False, "L1": False}
+    scored = run_sync(store, cfg, MemoryConnector(crm), kind="incremental", now=later)
+    assert scored.counts["scored"] >= 3  # A1 again, and the two new opportunities
+    with store.session() as s:
+        assert not any(s.scalars(select(RecordSnapshot.dirty)))

@@ -190,6 +190,9 @@ def _is_real(value: Any) -> bool:
 MEMO_SIZE = 4096
 #: An outcome: the value is missing (left out, no problem).
 _MISSING = object()
+#: The types of the outcomes that are not the attribute's value as it is: ``_MISSING`` (a plain
+#: ``object``), a list (kept as a tuple) and a problem.
+_SPECIAL = frozenset({object, tuple, ValueProblem})
 
 
 def _outcome(key: str, value: Any, convert: Callable[[Any], Any]) -> Any:
@@ -228,29 +231,26 @@ def normalize_values(
     memos = config._memo
     try:
         for key, value in raw.items():
-            if value is None:
-                continue
-            convert: Callable[[Any], Any] = converters.get(key, _to_text)
             if type(value) is str:
                 memo = memos.get(key)
                 if memo is None:
                     memo = memos[key] = {}
                 outcome = memo.get(value, memo)  # the memo itself: not there yet
                 if outcome is memo:
-                    outcome = _outcome(key, value, convert)
+                    outcome = _outcome(key, value, converters.get(key, _to_text))
                     if len(memo) >= MEMO_SIZE:
                         memo.clear()
                     memo[value] = outcome
-            else:
-                outcome = _outcome(key, value, convert)
-            if outcome is _MISSING:
+            elif value is None:
                 continue
-            if type(outcome) is ValueProblem:
-                problems.append(outcome)
+            else:
+                outcome = _outcome(key, value, converters.get(key, _to_text))
+            if type(outcome) not in _SPECIAL:  # the commonest: the value as it is
+                attributes[key] = outcome
             elif type(outcome) is tuple:
                 attributes[key] = list(outcome)
-            else:
-                attributes[key] = outcome
+            elif type(outcome) is ValueProblem:
+                problems.append(outcome)
     except Exception:  # not a mapping after all
         problems.append(ValueProblem("record", short(raw, 80)))
     country = attributes.get("country")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, CrmRecord, ObjectType, Page
@@ -20,7 +20,7 @@ from worker.store.bulk import Bulk, Codec, Insert, Statistics, Update, among
 from worker.store.db import Store
 from worker.store.models import Cursor
 from worker.sync.counts import RunCounts
-from worker.sync.tables import SNAP, ProgressFn
+from worker.sync.tables import FIT, SNAP, ProgressFn
 from worker.sync.warnings import WarningTally, take_connector_problems
 
 
@@ -112,12 +112,17 @@ def snapshot_page(
     bulk.update(UPDATE_SNAPSHOT, updates)
     bulk.update(UPDATE_STAMP, echoes)
     if parents:  # an account's pipeline changed: its re-engagement state must be looked at again
+        # Only a scored account is marked: one without a fit is scored anyway (as a new record is stored
+        # clean), and one already dirty stays so. A first sync so marks none, and its score phase has no
+        # account to clear (it marked every account with an opportunity: 75,000 at 100k accounts).
         session.execute(
             update(SNAP)
             .where(
                 SNAP.c.connection_id == conn_id,
                 SNAP.c.object_type == "account",
                 among(session, SNAP.c.external_id, parents),
+                SNAP.c.dirty.is_(False),
+                exists().where(FIT.c.snapshot_id == SNAP.c.id),
             )
             .values(dirty=True)
         )
@@ -177,7 +182,7 @@ def _snapshot_values(
     """A pulled record's ``SNAPSHOT_COLUMNS``, encoded for the store (``moment``: ``pulled_at``, encoded).
     Most records have no problem and keep no raw text (and opportunities have no attributes): those
     columns are the codec's encoding of an empty list or mapping, encoded once (``_empty``)."""
-    empty_list, empty_map = _empty(codec)
+    empty_list, empty_map = _empty(codec.json)
     kept = raw_differing(rec.raw, attributes) if rec.raw else None
     return (
         (rec.name or "")[:255] or None,
@@ -196,10 +201,10 @@ def _snapshot_values(
     )
 
 
-@cache
-def _empty(codec: Codec) -> tuple[Any, Any]:
-    """The codec's encoding of an empty JSON list and of an empty JSON object."""
-    return codec.json([]), codec.json({})
+@cache  # by the encoder, hashed by identity (cheaper than hashing the whole codec for every record)
+def _empty(encode: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """An encoder's encoding of an empty JSON list and of an empty JSON object."""
+    return encode([]), encode({})
 
 
 def pull_objects(
