@@ -154,6 +154,30 @@ def test_statistics_refresh_as_the_tables_grow():
         drop()
 
 
+@pytest.mark.postgres
+def test_the_syncs_analyze_samples_less_and_only_in_its_own_transaction():
+    from worker.store.bulk import ANALYZE_TARGET, analyze
+
+    store, drop = _pg_store()
+    try:
+        with store.session() as s:
+            configured = s.execute(text("SHOW default_statistics_target")).scalar()
+        with store.session() as s:
+            analyze(s, ("record_fits",))
+            assert s.execute(text("SHOW default_statistics_target")).scalar() == str(ANALYZE_TARGET)
+            analysed = s.execute(
+                text(
+                    "SELECT reltuples FROM pg_class WHERE relname = 'record_fits'"
+                    " AND relnamespace = current_schema()::regnamespace"
+                )
+            ).scalar_one()
+        assert analysed == 0  # analysed (empty), not -1
+        with store.session() as s:
+            assert s.execute(text("SHOW default_statistics_target")).scalar() == configured
+    finally:
+        drop()
+
+
 @pytest.mark.parametrize(
     "value",
     [date(1, 1, 1), date(999, 12, 31), date(2026, 11, 23), date(9999, 12, 31), datetime(2026, 1, 2, 3, 4)],
