@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 
 from connectors.values import plain_number, word_to_bool
@@ -130,6 +131,39 @@ def escape_formula(cell: str) -> str:
     if cell and cell.startswith(FORMULA_PREFIXES):
         return "'" + cell
     return cell
+
+
+def owned_cell(value: Any, null_value: str = "") -> str:
+    """``escape_formula(format_cell(value, null_value))``, the same text, with the owned fields' common
+    types first (the files connector's write formats every owned value of every record: 2.9 million
+    cells at 410,389 records). A ``str`` needs the formula check only; ``True``/``False`` never start
+    with a formula character; a non-negative ``int`` never does, a negative one always does (``-``).
+    Anything else (floats, ``None``, dates, lists, subclasses of these types) takes the plain path."""
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value) if value >= 0 else "'" + str(value)
+    return escape_formula(format_cell(value, null_value))
+
+
+def owned_cells(values: list[Any], null_value: str = "") -> list[str]:
+    """``[owned_cell(value, null_value) for value in values]``, the same texts, for one column of a write:
+    a column of one common type (the sync's updates: scores and versions ``int``, tiers, reasons and
+    stamps ``str``, flags ``bool``) is checked and formatted by builtins over the whole column instead
+    of a Python call per cell."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        if any(map(str.startswith, values, repeat(FORMULA_PREFIXES))):
+            return [escape_formula(value) for value in values]
+        return values
+    if kinds == {bool}:
+        return ["true" if value else "false" for value in values]
+    if kinds == {int} and min(values) >= 0:
+        return list(map(str, values))
+    return [owned_cell(value, null_value) for value in values]
 
 
 def format_cell(value: Any, null_value: str = "") -> str:

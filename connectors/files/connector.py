@@ -27,6 +27,7 @@ import os
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import date
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ from connectors.base import (
 from connectors.errors import ConfigError, PermanentError
 from connectors.files.cells import (
     escape_formula,
-    format_cell,
     normalize_stamp,
+    owned_cell,
+    owned_cells,
     parse_amount,
     parse_day,
     parse_flag,
@@ -66,6 +68,7 @@ MAX_WARNINGS = 1000
 
 _FLAG_KEYS = frozenset({"is_converted", "is_closed", "is_won", "is_customer"})
 _STATUS_KEYS = frozenset(STATUS_KEYS)
+_OWNED = frozenset(OWNED_FIELDS)
 _NOT_RAW = _STATUS_KEYS | {"id", "name", "owner_id", "last_activity", "modstamp"}
 
 
@@ -74,6 +77,10 @@ class FilesConnector:
 
     crm = "files"
     write_batch_size = CRMS["files"].write_batch_size
+    #: Writing a batch is our own CPU work (formatting, CSV): the write phase commits the batch before
+    #: in a second thread meanwhile (``worker.sync.write``; a crash re-sends at most those two batches,
+    #: into the next run's folder).
+    commit_behind_writes = True
 
     def __init__(self, config: FilesConfig) -> None:
         self.config = config
@@ -253,32 +260,50 @@ class FilesConnector:
         if not updates:
             return []
         cfg = self.config
-        owned = set(OWNED_FIELDS)
         header = [cfg.id_column, *(cfg.field_names[name] for name in OWNED_FIELDS)]
-        results: list[WriteResult] = []
-        rows: list[list[str]] = []
-        for update in updates:
-            external_id = (update.external_id or "").strip()
-            unknown = sorted(str(key) for key in update.fields if key not in owned)
-            if not external_id:
-                results.append(
-                    WriteResult(update.external_id, False, "MISSING_ID", "the update has no record id")
-                )
-            elif unknown:
-                message = f"not an owned field: {', '.join(unknown)}"
-                results.append(WriteResult(external_id, False, "UNKNOWN_FIELD", message, field=unknown[0]))
-            else:
-                row = [external_id]
-                for name in OWNED_FIELDS:
-                    row.append(
-                        format_cell(update.fields[name], cfg.null_value) if name in update.fields else ""
-                    )
-                rows.append([escape_formula(cell) for cell in row])
-                results.append(WriteResult(external_id, True))
+        ids = [(update.external_id or "").strip() for update in updates]
+        fields = [update.fields for update in updates]
+        rows: Sequence[Sequence[str]]
+        if all(ids) and all(map(_OWNED.issuperset, fields)):
+            # Every update is valid (the sync's own batches): the cells are formatted a column at a time.
+            # An owned field an update leaves out is an empty cell, as ``owned_cell("")`` writes it.
+            columns = [owned_cells(ids)]
+            columns += [
+                owned_cells(list(map(dict.get, fields, repeat(name), repeat(""))), cfg.null_value)
+                for name in OWNED_FIELDS
+            ]
+            rows = list(zip(*columns, strict=True))
+            results = [WriteResult(external_id, True) for external_id in ids]
+        else:
+            rows, results = self._rows(updates)
         if rows:
             self._append(self.run_dir / f"{object_type}_updates.csv", header, rows)
         self._usage.count("write")
         return results
+
+    def _rows(self, updates: Sequence[FitUpdate]) -> tuple[list[list[str]], list[WriteResult]]:
+        """The rows of a write's valid updates, one by one, and a result per update (a refusal for an
+        update without a record id or with a field that is not owned)."""
+        null = self.config.null_value
+        results: list[WriteResult] = []
+        rows: list[list[str]] = []
+        for update in updates:
+            external_id = (update.external_id or "").strip()
+            fields = update.fields
+            if not external_id:
+                results.append(
+                    WriteResult(update.external_id, False, "MISSING_ID", "the update has no record id")
+                )
+            elif not _OWNED.issuperset(fields):
+                unknown = sorted(str(key) for key in fields if key not in _OWNED)
+                message = f"not an owned field: {', '.join(unknown)}"
+                results.append(WriteResult(external_id, False, "UNKNOWN_FIELD", message, field=unknown[0]))
+            else:
+                row = [escape_formula(external_id)]
+                row += [owned_cell(fields[name], null) if name in fields else "" for name in OWNED_FIELDS]
+                rows.append(row)
+                results.append(WriteResult(external_id, True))
+        return rows, results
 
     def _append(self, path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         """Append rows (cells already escaped), writing the header first into a new or empty file."""
