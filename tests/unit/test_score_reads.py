@@ -20,6 +20,7 @@ from worker.demo.sample_crm import DEMO_SYNONYMS, write_sample_crm
 from worker.icp import versions
 from worker.reengage import account_context
 from worker.store import queries
+from worker.store.bulk import Bulk
 from worker.store.db import _json_dumps
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
 from worker.store.queries import OPPORTUNITY_STATUS_KEYS, StoredReasons
@@ -165,3 +166,21 @@ def test_a_sync_stores_each_opportunity_with_its_accounts_reasons(store, tmp_pat
     for account_reasons, reasons, account_text, reasons_text in pairs:
         assert reasons == account_reasons and reasons_text == account_text
         assert reasons == _json_dumps(orjson.loads(reasons)) and orjson.loads(reasons)
+
+
+def test_sqlite_looks_opportunities_up_by_their_parent_index(sqlite_store):
+    """Without statistics SQLite would walk the connection's opportunities through the scan index."""
+    with sqlite_store.session() as s:
+        bulk = Bulk(s)
+        plan = bulk.rows(
+            f"EXPLAIN QUERY PLAN SELECT id FROM record_snapshots WHERE {queries.opportunities_of(bulk)}"
+            " AND parent_id IN (?, ?)",
+            [1, "a1", "a2"],
+        )
+        update = bulk.rows(
+            "EXPLAIN QUERY PLAN UPDATE record_snapshots SET dirty = 1"
+            f" WHERE {queries.opportunities_of(bulk)} AND parent_id IN (?, ?)",
+            [1, "a1", "a2"],
+        )
+    for steps in (plan, update):
+        assert any("ix_record_snapshots_parent_id" in str(step[-1]) for step in steps), steps

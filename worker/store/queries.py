@@ -125,6 +125,19 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
     }
 
 
+def opportunities_of(bulk: Bulk) -> str:
+    """SQL for "the connection's (``?``) opportunities", to go with a ``parent_id`` condition.
+
+    SQLite plans without statistics and, given ``connection_id = ? AND object_type = ?``, takes
+    ``ix_record_snapshots_scan`` (connection, object type, id): it then reads every opportunity of the
+    connection for each batch of accounts (25 ms instead of 0.4 ms for 240 accounts at 100,000). The
+    unary ``+`` keeps those two columns out of its index choice, so it looks up ``parent_id`` in its
+    own index. PostgreSQL's statistics choose that index by themselves (``bulk.Statistics``)."""
+    if bulk.codec.dialect == "sqlite":
+        return "+connection_id = ? AND +object_type = 'opportunity'"
+    return "connection_id = ? AND object_type = 'opportunity'"
+
+
 #: What an account's state reads of its opportunities' statuses (``reengage.account_context``).
 OPPORTUNITY_STATUS_KEYS = ("is_closed", "is_won", "close_date")
 
@@ -152,8 +165,8 @@ def opportunity_statuses(
         keys_sql = ", ".join(f"status->'{k}'" for k in OPPORTUNITY_STATUS_KEYS)
         picked = f"CAST(json_build_array({keys_sql}) AS TEXT)"
     rows = bulk.rows(
-        f"SELECT id, parent_id, {picked} FROM record_snapshots WHERE connection_id = ?"
-        f" AND object_type = 'opportunity' AND parent_id {where}",
+        f"SELECT id, parent_id, {picked} FROM record_snapshots"
+        f" WHERE {opportunities_of(bulk)} AND parent_id {where}",
         [conn_id, *params],
     )
     rows.sort()  # here, not in SQL: ORDER BY id would tempt the planner into a walk of the whole table

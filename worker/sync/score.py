@@ -10,20 +10,19 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
 from worker.evaluate import Evaluation, FlagView, Policy, evaluate
 from worker.icp.scoring import Scorer
 from worker.store import queries
-from worker.store.bulk import Bulk, Insert, Statistics, Update, among
+from worker.store.bulk import Bulk, Insert, Statistics, Update
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
 from worker.store.queries import StoredReasons
 from worker.store.states import FlagState, TaskStatus
 from worker.sync.counts import RunCounts
-from worker.sync.tables import SNAP, ProgressFn
+from worker.sync.tables import ProgressFn
 
 #: What scoring reads: the snapshot's columns and its fit's (``fit_id`` is None when never scored).
 SCORING_COLUMNS = (
@@ -355,14 +354,12 @@ def score_object(
             changed_accounts = score_batch(s, ctx, object_type, rows, counts)
             ctx.stats.changed(s, len(rows))
             if changed_accounts:  # their opportunities carry the account's fit: score them again
-                s.execute(
-                    update(SNAP)
-                    .where(
-                        SNAP.c.connection_id == ctx.conn_id,
-                        SNAP.c.object_type == "opportunity",
-                        among(s, SNAP.c.parent_id, changed_accounts),
-                    )
-                    .values(dirty=True)
+                bulk = Bulk(s)
+                where, params = bulk.codec.in_list(sorted(changed_accounts))
+                bulk.run(
+                    f"UPDATE record_snapshots SET dirty = ? WHERE {queries.opportunities_of(bulk)}"
+                    f" AND parent_id {where}",
+                    [bulk.codec.flag(True), ctx.conn_id, *params],
                 )
         if progress:
             progress(f"score:{object_type}", len(rows))
