@@ -11,6 +11,7 @@ from connectors.errors import MissingFieldsError
 from testing.memory import MemoryConnector, MemoryCrm
 from worker.config import ConnectionConfig, ReengageConfig
 from worker.icp import versions
+from worker.store import queries
 from worker.store.models import Cursor, FitHistory, RecordFit, RecordSnapshot, ReengageFlag, SyncRun
 from worker.sync import NoIcpError, run_sync
 
@@ -165,6 +166,11 @@ def test_icp_revision_reevaluates_from_snapshots_and_flags_dismissed_and_stale_r
     cleared = run_sync(store, config, MemoryConnector(crm), now=now + timedelta(days=2))
     assert cleared.counts["flags_cleared"] == 1
     assert crm.fields["L1"]["reengage_flag"] is False
+    with store.session() as s:
+        flag = s.scalars(select(ReengageFlag).where(ReengageFlag.external_id == "L1")).one()
+    assert flag.state == "cleared" and flag.clear_reason
+    assert queries.aware(flag.cleared_at) == now + timedelta(days=2)
+    assert flag.task_status == "created", "its task was created: that stays on record"
 
 
 def test_cooloff_and_per_owner_cap(store, crm, now):

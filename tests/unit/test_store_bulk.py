@@ -190,3 +190,31 @@ def test_sqlite_dates_are_encoded_as_sqlalchemy_stores_them(value: date) -> None
     processor = Date().dialect_impl(dialect).bind_processor(dialect)
     assert processor is not None
     assert SQLITE.day(value) == processor(value)
+
+
+def test_sqlite_inserts_go_in_statements_of_as_many_rows_as_the_parameter_limit_allows(
+    sqlite_store, monkeypatch
+):
+    import worker.store.bulk as bulk_module
+    from worker.store.bulk import Bulk
+    from worker.sync.score import INSERT_HISTORY
+
+    monkeypatch.setattr(bulk_module, "SQLITE_MAX_PARAMETERS", 100)  # at least SQLITE_MIN_PARAMETERS: 999
+    moment = "2026-11-23 02:00:00.000000"
+    rows = [
+        (1, "lead", f"L{i:03d}", 1, i, "good", None, None, None, "first", f"text {i}", 1, moment)
+        for i in range(200)
+    ]  # 13 columns: 76 rows a statement, so three statements
+    statements: list[str] = []
+    with sqlite_store.session() as s:
+        s.add(Connection(id=1, name="c", crm="files", created_at=NOW))
+    with sqlite_store.session() as s:
+        s.connection().connection.set_trace_callback(statements.append)
+        Bulk(s).insert(INSERT_HISTORY, rows)
+        s.connection().connection.set_trace_callback(None)
+    assert sum(1 for sql in statements if sql.startswith("INSERT INTO fit_history")) == 3
+    with sqlite_store.engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT external_id, score, reasons_text FROM fit_history ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in stored] == [(r[2], r[4], r[10]) for r in rows]

@@ -4,7 +4,9 @@ in batches by ``worker.evaluate``; each batch's fits, flag changes, history and 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -145,15 +147,20 @@ INSERT_FLAG = Insert(
 
 
 def _apply_flag(
-    ctx: ScoringContext, snap: Any, ev: Evaluation, bc: BatchContext, counts: RunCounts, raised_at: Any
+    ctx: ScoringContext,
+    snap: Any,
+    ev: Evaluation,
+    bc: BatchContext,
+    counts: RunCounts,
+    moment: Any,
+    clears: list[tuple[Any, ...]],
 ) -> tuple[Any, ...] | None:
-    """Clear the record's active flag (its loaded row), or return a new one's ``INSERT_FLAG`` values
-    (``raised_at``: now, encoded), as the evaluation decided."""
+    """As the evaluation decided: add the record's active flag's ``UPDATE_CLEARED`` values to
+    ``clears``, or return a new flag's ``INSERT_FLAG`` values (``moment``: now, encoded)."""
     flag = bc.active.get(snap.external_id)
     if ev.clear_reason and flag is not None:
-        flag.state, flag.cleared_at, flag.clear_reason = FlagState.CLEARED, ctx.now, ev.clear_reason
-        if flag.task_status == TaskStatus.DUE:
-            flag.task_status = TaskStatus.NONE
+        task_status = TaskStatus.NONE.value if flag.task_status == TaskStatus.DUE else flag.task_status
+        clears.append((FlagState.CLEARED.value, moment, ev.clear_reason, task_status, flag.id))
         counts.flags_cleared += 1
     elif ev.raise_kind:
         fit = snap if snap.fit_id is not None else None
@@ -162,9 +169,22 @@ def _apply_flag(
             ctx.conn_id, snap.object_type, snap.external_id, snap.owner_id, FlagState.ACTIVE.value,
             ev.raise_kind.value, fit.tier if fit is not None else "", ev.tier,
             fit.icp_version if fit is not None else None, ctx.policy.icp_version, ev.decision.reason or "",
-            raised_at, (TaskStatus.DUE if ctx.cfg.reengage.create_tasks else TaskStatus.NONE).value,
+            moment, (TaskStatus.DUE if ctx.cfg.reengage.create_tasks else TaskStatus.NONE).value,
         )  # fmt: skip
     return None
+
+
+#: A flag the evaluation cleared: its new state, when, why, and its follow-up task no longer due.
+UPDATE_CLEARED = Update(
+    "reengage_flags",
+    "id",
+    (
+        ("state", "varchar"),
+        ("cleared_at", "timestamptz"),
+        ("clear_reason", "text"),
+        ("task_status", "varchar"),
+    ),
+)
 
 
 #: What ``score_object`` reads per row: ``SCORING_COLUMNS`` as plain values (``fit_id`` None: never scored).
@@ -253,10 +273,27 @@ def _history_values(ctx: ScoringContext, object_type: str, snap: Any, ev: Evalua
     )  # fmt: skip
 
 
+@dataclass
+class BatchWrites:
+    """What scoring one batch stores, as statement rows (``apply_batch`` runs them)."""
+
+    object_type: str
+    #: The batch's snapshot ids (their ``dirty`` mark is cleared).
+    ids: list[int]
+    flags: list[tuple[Any, ...]]
+    clears: list[tuple[Any, ...]]
+    fit_inserts: list[tuple[Any, ...]]
+    fit_updates: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+    #: Accounts whose fit changed: their opportunities carry it, so they are marked to score again.
+    changed_accounts: set[str]
+
+
 def score_batch(
     session: Session, ctx: ScoringContext, object_type: str, rows: Sequence[Any], counts: RunCounts
-) -> set[str]:
-    """Score one batch of (snapshot, fit-or-None) rows; returns account ids whose fit changed.
+) -> BatchWrites:
+    """Score one batch of (snapshot, fit-or-None) rows: what it stores (reading only; ``apply_batch``
+    stores it).
 
     An account batch is evaluated before its opportunities' statuses are read (``NOT_READ``): only the
     accounts whose decision reads them are evaluated again, once they are read. Each row's statements
@@ -268,12 +305,13 @@ def score_batch(
     version, now = ctx.policy.icp_version, ctx.now
     moments = {now: c.moment(now)}  # most fits are scored now: encode that once
     changed_accounts: set[str] = set()
+    clears: list[tuple[Any, ...]] = []
 
     def stored(
         snap: Any, ev: Evaluation
     ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, ...] | None]:
         """The row's new flag (or None), its fit's values and its history entry (or None)."""
-        flag = _apply_flag(ctx, snap, ev, bc, counts, moments[now])
+        flag = _apply_flag(ctx, snap, ev, bc, counts, moments[now], clears)
         at = moments.get(ev.scored_at)
         if at is None:
             at = c.moment(ev.scored_at)
@@ -322,44 +360,84 @@ def score_batch(
         if entry is not None:
             history.append(entry)
         (fit_inserts if snap.fit_id is None else fit_updates).append(fit_values)
-    session.flush()  # the cleared flags first: the statements below go straight to the connection
-    bulk.insert(INSERT_FLAG, flags)
-    bulk.insert(INSERT_FIT, fit_inserts)
-    bulk.update(UPDATE_FIT, fit_updates)
-    bulk.insert(INSERT_HISTORY, history)
-    ids = [row.id for row in rows]
-    where, params = c.in_list(ids)
+    counts.scored += len(rows)
+    return BatchWrites(
+        object_type, [row.id for row in rows], flags, clears, fit_inserts, fit_updates, history,
+        changed_accounts,
+    )  # fmt: skip
+
+
+def apply_batch(session: Session, ctx: ScoringContext, writes: BatchWrites) -> None:
+    """Store a scored batch in ``session``'s transaction: its flags raised and cleared, fits, history,
+    the clearing of its ``dirty`` marks, and the marking of the opportunities whose account's fit
+    changed."""
+    bulk = Bulk(session)
+    c = bulk.codec
+    bulk.update(UPDATE_CLEARED, writes.clears)
+    bulk.insert(INSERT_FLAG, writes.flags)
+    bulk.insert(INSERT_FIT, writes.fit_inserts)
+    bulk.update(UPDATE_FIT, writes.fit_updates)
+    bulk.insert(INSERT_HISTORY, writes.history)
+    where, params = c.in_list(writes.ids)
     # Only the marked rows are rewritten: a new record was stored clean (``snapshot_page``).
     bulk.run(
         f"UPDATE record_snapshots SET dirty = ? WHERE dirty = ? AND id {where}",
         [c.flag(False), c.flag(True), *params],
     )
-    counts.scored += len(rows)
-    return changed_accounts
+    if writes.changed_accounts:  # their opportunities carry the account's fit: score them again
+        where, params = c.in_list(sorted(writes.changed_accounts))
+        bulk.run(
+            f"UPDATE record_snapshots SET dirty = ? WHERE {queries.opportunities_of(bulk)}"
+            f" AND parent_id {where}",
+            [c.flag(True), ctx.conn_id, *params],
+        )
+    ctx.stats.changed(session, len(writes.ids))
+
+
+#: The interpreter's thread switch interval while a score phase commits behind its scoring (the
+#: default is 5 ms): the committing thread waits for the GIL after each statement it ran, and the
+#: scoring thread, never waiting on anything, would hold it for a whole interval each time.
+COMMIT_SWITCH_INTERVAL = 0.0005
 
 
 def score_object(
     store: Store, ctx: ScoringContext, object_type: str, counts: RunCounts, progress: ProgressFn | None
 ) -> None:
-    last_id = 0
-    while True:
-        # Recomputable: a batch lost with a crashed PostgreSQL server is still dirty or unscored, and the
-        # next run scores it again (the write phase's first commit flushes every batch before it).
-        with store.session(recomputable=True) as s:
-            rows = rows_to_score(Bulk(s), ctx.conn_id, object_type, ctx.policy.icp_version, last_id)
-            if not rows:
-                ctx.stats.refresh(s)  # the next object type is planned with this one's rows counted
-                return
-            last_id = rows[-1].id
-            changed_accounts = score_batch(s, ctx, object_type, rows, counts)
-            ctx.stats.changed(s, len(rows))
-            if changed_accounts:  # their opportunities carry the account's fit: score them again
-                bulk = Bulk(s)
-                where, params = bulk.codec.in_list(sorted(changed_accounts))
-                bulk.run(
-                    f"UPDATE record_snapshots SET dirty = ? WHERE {queries.opportunities_of(bulk)}"
-                    f" AND parent_id {where}",
-                    [bulk.codec.flag(True), ctx.conn_id, *params],
-                )
-        if progress:
-            progress(f"score:{object_type}", len(rows))
+    """Score every record of ``object_type`` that needs it, batch after batch: this thread reads and
+    evaluates a batch while a second one stores and commits the batch before (one batch ahead at
+    most; the commits in batch order, each batch in one transaction). A batch's reads never depend on
+    the batch before: each reads its own records, their flags and, for opportunities, the accounts'
+    fits, which were all committed before the object type started. A crash loses at most the batch
+    being committed and the one evaluated ahead: both are still dirty or unscored, and scored again.
+
+    The batches' transactions are recomputable: a batch lost with a crashed PostgreSQL server is
+    scored again by the next run (the write phase's first commit flushes every one before it)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, COMMIT_SWITCH_INTERVAL))
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-commit") as behind:
+            committing: Future[None] | None = None
+            last_id = 0
+            while True:
+                with store.session() as s:  # reads only
+                    rows = rows_to_score(Bulk(s), ctx.conn_id, object_type, ctx.policy.icp_version, last_id)
+                    if not rows:
+                        break
+                    last_id = rows[-1].id
+                    writes = score_batch(s, ctx, object_type, rows, counts)
+                if committing is not None:
+                    committing.result()
+                committing = behind.submit(_commit_batch, store, ctx, writes)
+                if progress:
+                    progress(f"score:{object_type}", len(rows))
+            if committing is not None:
+                committing.result()
+    finally:
+        sys.setswitchinterval(interval)
+    with store.session() as s:
+        ctx.stats.refresh(s)  # the next object type is planned with this one's rows counted
+
+
+def _commit_batch(store: Store, ctx: ScoringContext, writes: BatchWrites) -> None:
+    with store.session(recomputable=True) as s:
+        apply_batch(s, ctx, writes)
