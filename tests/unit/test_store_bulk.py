@@ -192,19 +192,19 @@ def test_sqlite_dates_are_encoded_as_sqlalchemy_stores_them(value: date) -> None
     assert SQLITE.day(value) == processor(value)
 
 
-def test_sqlite_inserts_go_in_statements_of_as_many_rows_as_the_parameter_limit_allows(
+def test_sqlite_inserts_go_in_a_few_multi_row_statements_of_a_few_sizes(
     sqlite_store, monkeypatch
 ):
     import worker.store.bulk as bulk_module
     from worker.store.bulk import Bulk
     from worker.sync.score import INSERT_HISTORY
 
-    monkeypatch.setattr(bulk_module, "SQLITE_MAX_PARAMETERS", 100)  # at least SQLITE_MIN_PARAMETERS: 999
+    monkeypatch.setattr(bulk_module, "SQLITE_ROWS_PER_INSERT", 64)
     moment = "2026-11-23 02:00:00.000000"
     rows = [
         (1, "lead", f"L{i:03d}", 1, i, "good", None, None, None, "first", f"text {i}", 1, moment)
         for i in range(200)
-    ]  # 13 columns: 76 rows a statement, so three statements
+    ]  # 64 rows a statement, then 8: four statements of two sizes
     statements: list[str] = []
     with sqlite_store.session() as s:
         s.add(Connection(id=1, name="c", crm="files", created_at=NOW))
@@ -212,7 +212,9 @@ def test_sqlite_inserts_go_in_statements_of_as_many_rows_as_the_parameter_limit_
         s.connection().connection.set_trace_callback(statements.append)
         Bulk(s).insert(INSERT_HISTORY, rows)
         s.connection().connection.set_trace_callback(None)
-    assert sum(1 for sql in statements if sql.startswith("INSERT INTO fit_history")) == 3
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO fit_history")]
+    assert [sql.count("(") - 1 for sql in inserts] == [64, 64, 64, 8]  # a row's values in each "("
+    assert bulk_module._chunk_sizes(2000, 256) == [256] * 7 + [128, 64, 16]
     with sqlite_store.engine.connect() as conn:
         stored = conn.execute(
             text("SELECT external_id, score, reasons_text FROM fit_history ORDER BY id")

@@ -103,6 +103,26 @@ SQLITE = Codec(
 POSTGRESQL = Codec("postgresql", "%s", _same, _same, _json_dumps, bool, _same, _same, _same)
 
 
+#: Most rows one SQLite ``INSERT`` statement takes. The driver keeps each distinct statement it ran
+#: prepared (its statement cache), and a prepared statement's size grows with its rows: statements of
+#: ``_chunk_sizes`` (this many rows, then powers of two) keep that to a few small ones per table, whatever
+#: the batches' sizes (one statement per batch size held 170 MB more in a re-evaluation at 100,000 accounts).
+SQLITE_ROWS_PER_INSERT = 256
+
+
+def _chunk_sizes(count: int, most: int) -> list[int]:
+    """``count`` rows as statements of ``most`` rows, then of the powers of two below it that add up to
+    the rest (700 by 256: 256, 256, 128, 32, 16, 8, 4): few distinct statements, few statements."""
+    sizes = [most] * (count // most)
+    rest, power = count % most, 1 << max(0, most.bit_length() - 1)
+    while rest:
+        if power <= rest:
+            sizes.append(power)
+            rest -= power
+        power >>= 1
+    return sizes
+
+
 #: SQLite's smallest parameter limit (before 3.32); newer libraries allow 32,766 or more, of which the
 #: inserts use at most ``SQLITE_MAX_PARAMETERS`` a statement.
 SQLITE_MIN_PARAMETERS = 999
@@ -170,21 +190,22 @@ class Bulk:
         """``rows`` into the table: multi-row ``INSERT ... VALUES`` statements on SQLite, ``COPY`` on
         PostgreSQL.
 
-        On SQLite each statement takes as many rows as its parameter limit allows (32,766 parameters:
-        2,000 fits or history entries at once) instead of one ``executemany`` step per row: slightly
-        less work, and the driver releases the GIL once per statement rather than once per row, so the
+        On SQLite each statement takes up to ``SQLITE_ROWS_PER_INSERT`` rows (within its parameter
+        limit) instead of one ``executemany`` step per row: slightly less work, and the driver releases
+        the GIL once per statement rather than once per row, so the
         score phase's committing thread (``worker.sync.score``) runs beside the scoring one instead of
         waiting for the GIL after every row."""
         if not rows:
             return
         if self.codec.dialect == "sqlite":
-            width = len(spec.columns)
-            per = max(1, self._sqlite_parameters() // width)
+            per = max(1, min(SQLITE_ROWS_PER_INSERT, self._sqlite_parameters() // len(spec.columns)))
             cursor = self._dbapi.cursor()
             try:
-                for start in range(0, len(rows), per):
-                    chunk = rows[start : start + per]
-                    cursor.execute(spec.sql_rows(len(chunk)), [value for row in chunk for value in row])
+                start = 0
+                for size in _chunk_sizes(len(rows), per):
+                    chunk = rows[start : start + size]
+                    cursor.execute(spec.sql_rows(size), [value for row in chunk for value in row])
+                    start += size
             finally:
                 cursor.close()
             return
