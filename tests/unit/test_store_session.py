@@ -42,3 +42,31 @@ def test_a_recomputable_transaction_commits_and_rolls_back_as_any_other(store: S
         pass
     with store.session() as s:
         assert [c.object_type for c in s.query(Cursor).all()] == ["account"]
+
+
+def test_an_in_memory_sqlite_store_is_not_shared_across_threads(tmp_path) -> None:
+    assert Store(f"sqlite:///{tmp_path / 'a.db'}").threads_share_data
+    assert not Store("sqlite://").threads_share_data
+    assert not Store("sqlite:///:memory:").threads_share_data
+
+
+def test_a_full_sync_on_an_in_memory_store_commits_in_one_thread(now) -> None:
+    from testing.memory import MemoryConnector, MemoryCrm
+    from worker.config import ConnectionConfig
+    from worker.icp import versions
+    from worker.sync import run_sync
+
+    store = Store("sqlite://")
+    with store.session() as s:
+        versions.publish(
+            s,
+            "name: t\ncriteria:\n  - {key: industry, attribute: industry, weight: 100, type: categorical,"
+            " values: {Software: 1.0}}\n",
+            filename="icp.yaml", author="t", note="", now=now,
+        )  # fmt: skip
+    crm = MemoryCrm()
+    crm.put("lead", "L1", {"industry": "Software"}, status={"lead_status": "Open"})
+    connector = MemoryConnector(crm)
+    connector.commit_behind_writes = True  # type: ignore[attr-defined]
+    summary = run_sync(store, ConnectionConfig(name="m", crm="files"), connector, kind="full", now=now)
+    assert summary.status == "succeeded" and summary.counts["scored"] == 1 and summary.counts["written"] == 1

@@ -125,6 +125,14 @@ class Store:
         if auto_migrate:
             self.migrated = migrate(self.engine)
 
+    @property
+    def threads_share_data(self) -> bool:
+        """Whether sessions opened in different threads see the same database: not so for an in-memory
+        SQLite store, whose pool gives each thread its own connection, so its own empty database. The
+        sync's phases only hand commits to a second thread when this holds."""
+        url = self.engine.url
+        return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
     @contextmanager
     def session(self, *, recomputable: bool = False) -> Iterator[Session]:
         """A session that commits on success and rolls back on error.

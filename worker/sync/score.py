@@ -415,6 +415,8 @@ def score_object(
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, COMMIT_SWITCH_INTERVAL))
     try:
+        # An in-memory SQLite store is one connection's own: there the commits stay in this thread.
+        inline = not store.threads_share_data
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-commit") as behind:
             committing: Future[None] | None = None
             last_id = 0
@@ -427,7 +429,10 @@ def score_object(
                     writes = score_batch(s, ctx, object_type, rows, counts)
                 if committing is not None:
                     committing.result()
-                committing = behind.submit(_commit_batch, store, ctx, writes)
+                if inline:
+                    _commit_batch(store, ctx, writes)
+                else:
+                    committing = behind.submit(_commit_batch, store, ctx, writes)
                 if progress:
                     progress(f"score:{object_type}", len(rows))
             if committing is not None:

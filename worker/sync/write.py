@@ -87,7 +87,7 @@ def write_objects(
         for object_type in object_types
         for rows in _pending_chunks(store, conn_id, object_type, batch)
     )
-    if not per_call and getattr(connector, "commit_behind_writes", False):
+    if not per_call and getattr(connector, "commit_behind_writes", False) and store.threads_share_data:
         _write_committing_behind(store, chunks, connector, counts, now, progress, errors)
         return
     if not per_call:
