@@ -162,7 +162,7 @@ class FilesConnector:
                 def hold_problem(problem: DataProblem) -> None:
                     held.append((len(ids), problem))
 
-                def repeat(i: int) -> None:  # the last row wins, as a re-import would
+                def tell_repeat(i: int) -> None:  # the last row wins, as a re-import would
                     where = f"{name} line {lines[i]}"
                     self._warn(f"{where}: id {ids[i]!r} appears again, this row wins")
                     self._problem(DataProblem("duplicate_id", "id", ids[i], ids[i], where))
@@ -172,14 +172,14 @@ class FilesConnector:
                     upcoming = next(repeats, None)
                     for before, event in held:
                         while upcoming is not None and upcoming < before:
-                            repeat(upcoming)
+                            tell_repeat(upcoming)
                             upcoming = next(repeats, None)
                         if isinstance(event, str):
                             self._warn(event)
                         else:
                             self._problem(event)
                     while upcoming is not None:
-                        repeat(upcoming)
+                        tell_repeat(upcoming)
                         upcoming = next(repeats, None)
                     ids.clear()
                     lines.clear()
