@@ -192,9 +192,9 @@ class Bulk:
 
         On SQLite each statement takes up to ``SQLITE_ROWS_PER_INSERT`` rows (within its parameter
         limit) instead of one ``executemany`` step per row: slightly less work, and the driver releases
-        the GIL once per statement rather than once per row, so the
-        score phase's committing thread (``worker.sync.score``) runs beside the scoring one instead of
-        waiting for the GIL after every row."""
+        the GIL once per statement rather than once per row, so the score phase's committing thread
+        (``worker.sync.score``) runs beside the scoring one instead of waiting for the GIL after every
+        row."""
         if not rows:
             return
         if self.codec.dialect == "sqlite":

@@ -183,7 +183,7 @@ def flags(
     """The records' active flags, and when each record was last flagged at all (for the cool-off).
 
     One plain query reads every flag's state and time; only the active flags (few: most records have
-    none) are loaded as ORM objects, which the score phase updates when it clears them."""
+    none) are loaded as ORM objects; the score phase clears one by its id (``score.UPDATE_CLEARED``)."""
     active: dict[str, ReengageFlag] = {}
     last_raised: dict[str, datetime] = {}
     ids = list(ids)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -23,6 +22,7 @@ from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
 from worker.store.queries import StoredReasons
 from worker.store.states import FlagState, TaskStatus
+from worker.sync.behind import CommitsBehind
 from worker.sync.counts import RunCounts
 from worker.sync.tables import ProgressFn
 
@@ -415,10 +415,7 @@ def score_object(
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, COMMIT_SWITCH_INTERVAL))
     try:
-        # An in-memory SQLite store is one connection's own: there the commits stay in this thread.
-        inline = not store.threads_share_data
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-commit") as behind:
-            committing: Future[None] | None = None
+        with CommitsBehind(store, "score-commit") as behind:
             last_id = 0
             while True:
                 with store.session() as s:  # reads only
@@ -427,16 +424,9 @@ def score_object(
                         break
                     last_id = rows[-1].id
                     writes = score_batch(s, ctx, object_type, rows, counts)
-                if committing is not None:
-                    committing.result()
-                if inline:
-                    _commit_batch(store, ctx, writes)
-                else:
-                    committing = behind.submit(_commit_batch, store, ctx, writes)
+                behind.submit(_commit_batch, store, ctx, writes)
                 if progress:
                     progress(f"score:{object_type}", len(rows))
-            if committing is not None:
-                committing.result()
     finally:
         sys.setswitchinterval(interval)
     with store.session() as s:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from worker.store import queries
 from worker.store.bulk import Bulk, Codec, Update
 from worker.store.db import Store
 from worker.store.states import WriteStatus
+from worker.sync.behind import CommitsBehind
 from worker.sync.counts import RunCounts
 from worker.sync.tables import ProgressFn
 
@@ -87,7 +89,7 @@ def write_objects(
         for object_type in object_types
         for rows in _pending_chunks(store, conn_id, object_type, batch)
     )
-    if not per_call and getattr(connector, "commit_behind_writes", False) and store.threads_share_data:
+    if not per_call and getattr(connector, "commit_behind_writes", False):
         _write_committing_behind(store, chunks, connector, counts, now, progress, errors)
         return
     if not per_call:
@@ -125,26 +127,13 @@ def _write_committing_behind(
     (PostgreSQL), so it runs beside this thread's reading, formatting and writing instead of after it.
     (Not the reading: fetching rows releases the GIL once per row, which would convoy with this
     thread's CPU-bound work.)"""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-commit") as behind:
-        committing: _Call | None = None
+    with CommitsBehind(store, "write-commit") as behind:
         for object_type, rows in chunks:
             results = connector.write(object_type, rows.updates)
-            if committing is not None:
-                _committed(committing, progress)
-            committing = (
-                object_type,
-                rows,
-                behind.submit(store_results, store, rows, results, counts, now, object_type, errors),
-            )
-        if committing is not None:
-            _committed(committing, progress)
-
-
-def _committed(commit: _Call, progress: ProgressFn | None) -> None:
-    object_type, rows, done = commit
-    done.result()
-    if progress:
-        progress(f"write:{object_type}", len(rows))
+            behind.submit(
+                store_results, store, rows, results, counts, now, object_type, errors,
+                then=partial(progress, f"write:{object_type}", len(rows)) if progress else None,
+            )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
