@@ -400,6 +400,15 @@ def reference_outcome(tmp: Path, crm: Path) -> tuple[list, list, dict[str, int]]
     return update_rows(out), update_rows(out, skip=phase1), phase1
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
 @pytest.mark.parametrize("victim", ["whole worker", "pool child"])
 def test_a_worker_killed_mid_write_leaves_the_crm_as_an_uninterrupted_run_would(stack, tmp_path, victim):
     ref_rows, ref_phase2, ref_phase1 = reference_outcome(tmp_path, stack.crm)
@@ -430,10 +439,14 @@ def test_a_worker_killed_mid_write_leaves_the_crm_as_an_uninterrupted_run_would(
         os.kill(started[-1]["pid"], signal.SIGKILL)  # the main process requeues the message at once
     killed_at = datetime.now(UTC)
     slow.unlink()
-    done = {tuple(e["ids"]) for e in events(log) if e["event"] == "done"}
-    in_flight = {
-        i for e in started if e["event"] == "start" and tuple(e["ids"]) not in done for i in e["ids"]
-    }
+    # What a crash may re-send (worker/sync/write.py): the files connector commits a batch's results in a
+    # second thread while it writes the next, so the last two batches begun may both be uncommitted.
+    # (Read after the kill, and only the killed process's: a write begun between the read above and the
+    # kill counts.)
+    victim_pid = started[-1]["pid"]
+    wait_for(lambda: not pid_alive(victim_pid), 10, "the killed process to be gone")
+    begun = [e for e in events(log) if e["event"] == "start" and e["pid"] == victim_pid]
+    in_flight = {i for e in begun[-2:] for i in e["ids"]}
     if victim == "whole worker":
         stack.worker("rescuer", **crash).wait_ready()
 
@@ -455,11 +468,11 @@ def test_a_worker_killed_mid_write_leaves_the_crm_as_an_uninterrupted_run_would(
     # The CRM ends as after an uninterrupted run: every record's latest values equal the reference's ...
     rows = update_rows(stack.out)
     assert crm_state(rows) == crm_state(ref_rows)
-    # ... no update lost, and none applied twice except the one batch that was in flight.
+    # ... no update lost, and none applied twice except the two batches that may have been in flight.
     phase2 = Counter(row["Id"] for _, row in update_rows(stack.out, skip=phase1))
     assert set(phase2) == {row["Id"] for _, row in ref_phase2}
     twice = {i for i, n in phase2.items() if n > 1}
-    assert twice <= in_flight and len(twice) <= 4 and max(phase2.values()) <= 2
+    assert twice <= in_flight and len(twice) <= 2 * 4 and max(phase2.values()) <= 2
     # ... and each follow-up task exists once.
     tasks = task_rows(stack.out)
     assert len({t["key"] for t in tasks}) == len(tasks) == len(ref_tasks)
