@@ -4,7 +4,8 @@ Scores N synthetic records (default 1,000,000) against a 5-criterion ICP with tw
 every record's reasons and its compact CRM text. Records are generated in chunks outside the timed part.
 The value distributions are deliberately varied (revenue and employees take many distinct values, some
 values are missing or messy) so that the per-value caches do not flatter the figure.
-A figure, not a pass/fail test: the last line is JSON for tooling.
+A figure, not a pass/fail test: the last line is JSON for tooling. ``reference_s`` is how fast the
+machine ran Python before and after the scoring (``benchmarks.machine``: lower is faster).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from benchmarks.machine import reference_seconds
 from worker.icp.scoring import Scorer
 from worker.icp.spec import parse_icp
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
+    reference = {"before": reference_seconds()}
     scorer = Scorer(parse_icp(ICP, "benchmark.yaml"))
     rng = random.Random(args.seed)
     done = 0
@@ -110,11 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         cpu += time.process_time() - start_cpu
         done += len(batch)
 
+    reference["after"] = reference_seconds()
     rate = done / elapsed if elapsed else float("inf")
     cpu_rate = done / cpu if cpu else float("inf")
     print(f"scored {done:,} records in {elapsed:.2f} s: {rate:,.0f} records/s (reasons and compact text)")
     print(
         f"CPU time {cpu:.2f} s: {cpu_rate:,.0f} records per CPU-second (one core; steadier under other load)"
+    )
+    print(
+        f"machine: reference workload {reference['before']:.3f} s before, {reference['after']:.3f} s after"
+        " (benchmarks.machine; lower is faster)"
     )
     print(
         json.dumps(
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mean_compact_chars": round(compact_chars / done, 1) if done else 0,
                 "tiers": dict(sorted(tiers.items())),
                 "python": platform.python_version(),
+                "reference_s": reference,
             }
         )
     )

@@ -10,7 +10,8 @@ ICP revision, from snapshots). The last line of output is one JSON object::
     {"crm", "accounts", "latency_ms", "phases": {PHASE: {"records", "written", "seconds", "records_per_s",
                                           "cpu_s", "records_per_cpu_s",
                                           "peak_rss_mb", "calls": {"read", "write", "other"},
-                                          "timings": {"pull", "score", "write", ...}}}}
+                                          "timings": {"pull", "score", "write", ...}}},
+     "reference_s": {"before", "after"}}
 
 ``cpu_s`` is this process's CPU time in the phase (user and system, every thread; a PostgreSQL
 server's own work is not in it) and ``records_per_cpu_s`` the records per CPU second: on a shared
@@ -19,7 +20,9 @@ incremental) or re-scored (reevaluate). ``peak_rss_mb`` is the highest resident 
 during the phase (every 20 ms), so phases can be compared. HubSpot phases also carry
 ``rate_limit_bound_s`` (the phase's calls divided by the portal's allowed rate: the fastest any client
 could be) and ``bound_ratio`` (seconds / bound). ``--latency-ms L`` holds back every answer of a fake
-CRM by L ms (see ``benchmarks.backends``).
+CRM by L ms (see ``benchmarks.backends``). ``reference_s`` is how fast the machine ran Python before the
+phases and after them (``benchmarks.machine``: lower is faster); figures from sittings whose reference
+times differ are not comparable as they stand.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.backends import BACKENDS, Backend
+from benchmarks.machine import reference_seconds
 from worker.icp import versions
 from worker.store.db import Store
 from worker.sync import run_sync
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.latency_ms < 0:
         parser.error("--latency-ms must be >= 0")
 
+    reference = {"before": reference_seconds()}
+    print(f"machine: reference workload {reference['before']:.3f} s (benchmarks.machine)", flush=True)
     with tempfile.TemporaryDirectory(prefix="icp-bench-") as tmp:
         workdir = Path(tmp)
         t = time.perf_counter()
@@ -161,7 +167,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             backend.close()
             store.dispose()
-    result = {"crm": args.crm, "accounts": args.accounts, "latency_ms": args.latency_ms, "phases": phases}
+    reference["after"] = reference_seconds()
+    print(f"machine: reference workload {reference['after']:.3f} s after the phases", flush=True)
+    result = {
+        "crm": args.crm,
+        "accounts": args.accounts,
+        "latency_ms": args.latency_ms,
+        "phases": phases,
+        "reference_s": reference,
+    }
     print(json.dumps(result))
     return result
 
