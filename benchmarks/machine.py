@@ -1,10 +1,10 @@
 """How fast this machine runs Python right now: a fixed, interpreter-bound workload, timed.
 
-The same code's figures move with the machine: on 2026-12-01 one machine of the same kind ran the
-unchanged scoring core at 262,000 records/s in one session and at 134,000 in the next. A benchmark
-prints ``reference_s`` (this workload's best time, before and after its own work) beside its figures,
-so that figures from different sittings can be told apart from a change in the code: divide them by
-the ratio of the two sittings' reference times. Lower is faster.
+The same code's figures move with the machine: on 2026-12-01 machines of the same kind ran the
+unchanged scoring core at 262,000 records/s in one session and at 122,000 to 134,000 in the next. A
+benchmark prints ``reference_s`` (this workload's best time, before and after its own work) beside its
+figures, so that a slower machine can be told apart from slower code: compare figures only from
+sittings whose reference times agree. Lower is faster.
 """
 
 from __future__ import annotations
