@@ -218,12 +218,12 @@ def evaluate(
     reasons: Sequence[Mapping[str, Any]]
     if carried is not None and snap.object_type == "opportunity":
         score, tier, coverage = carried.score, carried.tier, carried.coverage
-        # not ``or []``: carried reasons as stored (``queries.StoredReasons``) stay undecoded, passed on
+        # not ``or []``: carried reasons as stored (``EncodedReasons``) stay undecoded, passed on
         reasons, text = carried.reasons if carried.reasons is not None else [], carried.reasons_text
     else:
         result = scorer.score(snap.attributes or {})
         score, tier, coverage = result.score, result.tier, result.coverage
-        reasons, text = result.reasons_json(), result.compact(CRM_TEXT)
+        reasons, text = result.encoded_reasons(), result.compact(CRM_TEXT)
     previous_tier = fit.tier if fit is not None else None
     result_changed = fit is None or (fit.score, fit.tier, fit.reasons_text, fit.icp_version) != (
         score,

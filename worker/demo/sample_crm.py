@@ -313,9 +313,7 @@ def _opportunities(
     return opps
 
 
-def _write_leads(
-    rng: random.Random, writer: Any, i: int, owners: list[str], today: date, stamp: str
-) -> int:
+def _write_leads(rng: random.Random, writer: Any, i: int, owners: list[str], today: date, stamp: str) -> int:
     """Write the leads of account ``i``'s company; returns how many."""
     n = rng.choice([0, 1, 1, 2, 2, 3, 4])
     for k in range(n):

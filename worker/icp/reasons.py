@@ -9,15 +9,19 @@ points and stays within the CRM field's 255 characters.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Literal, overload
+
+import orjson
 
 from worker.icp.model import DISQUALIFIED, Criterion
 
 __all__ = [
     "MAX_SHOWN",
     "MAX_SHOWN_COMPACT",
+    "EncodedReasons",
     "FitResult",
     "Reason",
     "ReasonStatus",
@@ -59,6 +63,9 @@ class Reason:
     status: ReasonStatus
     brief: str = field(default="", compare=False, repr=False)
     value: str = field(default="", compare=False, repr=False)
+    #: ``to_dict`` as JSON text, once it was asked for (``json``): the criteria hand out the same Reason
+    #: for the same value, so most records' reasons are encoded once for many records.
+    _json: str = field(default="", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +76,14 @@ class Reason:
             "text": self.text,
             "value": self.value,
         }
+
+    def json(self) -> str:
+        """``to_dict`` as compact JSON text (as the store encodes it)."""
+        text = self._json
+        if not text:
+            text = orjson.dumps(self.to_dict()).decode()
+            object.__setattr__(self, "_json", text)
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,11 @@ class FitResult:
 
     def reasons_json(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.reasons]
+
+    def encoded_reasons(self) -> EncodedReasons:
+        """``reasons_json`` as the store holds it: the JSON text (each reason's encoded once), decoded
+        only if read."""
+        return EncodedReasons("[" + ",".join([r.json() for r in self.reasons]) + "]")
 
     def compact(self, limit: int = 255) -> str:
         """CRM text of at most ``limit`` characters, most important reasons first.
@@ -119,6 +139,52 @@ class FitResult:
 _points = attrgetter("points")
 
 
+class EncodedReasons(Sequence[Mapping[str, Any]]):
+    """A fit's reasons as JSON ``text`` (the store's encoding: compact, as ``orjson`` writes it), decoded
+    on first use.
+
+    The score phase stores ``text`` as it is: a fit's reasons come from ``FitResult.encoded_reasons``
+    (each Reason encoded once, the list joined), and an opportunity carrying its account's fit copies the
+    account's stored text (``worker.store.queries.account_fits``) instead of decoding and encoding it
+    again. Either way the text is byte for byte what encoding the decoded list gives. Anything that reads
+    the reasons gets the decoded list's items; it compares equal to that list.
+    """
+
+    __slots__ = ("text", "_items")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._items: list[Mapping[str, Any]] | None = None
+
+    def _decoded(self) -> list[Mapping[str, Any]]:
+        if self._items is None:
+            self._items = orjson.loads(self.text) or []
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | Sequence[Mapping[str, Any]]:
+        return self._decoded()[index]
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EncodedReasons):
+            return self.text == other.text or self._decoded() == other._decoded()
+        return self._decoded() == other
+
+    __hash__ = None  # type: ignore[assignment]  # a list's equality, so unhashable like a list
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+
 def _cut(head: str, parts: list[str], missing: list[str], limit: int) -> str:
     """Greedy fit of whole parts (then whole missing codes) after ``head``; " …" marks the cut."""
     if len(head) > limit:
@@ -150,7 +216,7 @@ def _cut(head: str, parts: list[str], missing: list[str], limit: int) -> str:
 # Reasons and results are frozen; building them through the slot descriptors skips the frozen-dataclass
 # ``__setattr__`` detour (about twice as fast) and gives exactly the objects ``__init__`` would.
 _new = object.__new__
-_R_FIELDS = ("code", "credit", "points", "text", "status", "brief", "value")
+_R_FIELDS = ("code", "credit", "points", "text", "status", "brief", "value", "_json")
 _R_SET = tuple(getattr(Reason, f).__set__ for f in _R_FIELDS)
 _F_SET = tuple(getattr(FitResult, f).__set__ for f in ("score", "tier", "coverage", "reasons"))
 
@@ -159,7 +225,7 @@ def new_reason(
     code: str, credit: float, points: float, text: str, status: ReasonStatus, brief: str, value: str = ""
 ) -> Reason:
     obj: Reason = _new(Reason)
-    for setter, item in zip(_R_SET, (code, credit, points, text, status, brief, value), strict=True):
+    for setter, item in zip(_R_SET, (code, credit, points, text, status, brief, value, ""), strict=True):
         setter(obj, item)
     return obj
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
+from worker.icp.reasons import EncodedReasons
 from worker.store.bulk import Bulk, among
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag, SyncRun
 from worker.store.states import FlagState, RunKind, RunStatus
@@ -51,48 +52,8 @@ def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) 
     return session.scalar(scored) is None
 
 
-class StoredReasons(Sequence[Mapping[str, Any]]):
-    """A fit's reasons as the store holds them (JSON ``text``), decoded on first use.
-
-    An opportunity carrying its account's fit stores that fit's reasons again, unchanged: the score phase
-    copies ``text`` into the opportunity's fit row instead of decoding every account's reasons and encoding
-    them once more (the text is the store's own encoding, ``db._json_dumps``, so the copy is byte for byte
-    what encoding the decoded list gives). Anything that reads the reasons gets the decoded list's items.
-    """
-
-    __slots__ = ("text", "_items")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._items: list[Mapping[str, Any]] | None = None
-
-    def _decoded(self) -> list[Mapping[str, Any]]:
-        if self._items is None:
-            self._items = orjson.loads(self.text) or []
-        return self._items
-
-    @overload
-    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | Sequence[Mapping[str, Any]]:
-        return self._decoded()[index]
-
-    def __len__(self) -> int:
-        return len(self._decoded())
-
-    def __iter__(self) -> Iterator[Mapping[str, Any]]:
-        return iter(self._decoded())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StoredReasons):
-            return self._decoded() == other._decoded()
-        return self._decoded() == other
-
-    __hash__ = None  # type: ignore[assignment]  # a list's equality, so unhashable like a list
-
-    def __repr__(self) -> str:
-        return repr(self._decoded())
+#: A fit's reasons as the store holds them, decoded on first use (``worker.icp.reasons.EncodedReasons``).
+StoredReasons = EncodedReasons
 
 
 class AccountFit(NamedTuple):

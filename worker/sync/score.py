@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
 from worker.evaluate import Evaluation, FlagView, Policy, evaluate
+from worker.icp.reasons import EncodedReasons
 from worker.icp.scoring import Scorer
 from worker.store import queries
 from worker.store.bulk import Bulk, Insert, Statistics, Update
 from worker.store.db import Store
 from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
-from worker.store.queries import StoredReasons
 from worker.store.states import FlagState, TaskStatus
 from worker.sync.behind import CommitsBehind
 from worker.sync.counts import RunCounts
@@ -315,8 +315,9 @@ def score_batch(
         at = moments.get(ev.scored_at)
         if at is None:
             at = c.moment(ev.scored_at)
-        # An opportunity's carried reasons are its account's, as stored: their text is copied, not re-encoded.
-        reasons = ev.reasons.text if isinstance(ev.reasons, StoredReasons) else c.json(ev.reasons)
+        # Reasons come encoded (``FitResult.encoded_reasons``; an opportunity's carried ones are its
+        # account's, as stored): their text is stored as it is.
+        reasons = ev.reasons.text if isinstance(ev.reasons, EncodedReasons) else c.json(ev.reasons)
         values = (ev.score, ev.tier, ev.coverage, reasons, ev.reasons_text, version,
                   c.json(ev.desired), at, ev.write_status.value)  # fmt: skip
         if ev.result_changed:
