@@ -129,9 +129,15 @@ def test_flags_read_as_the_orm_reads_them(store):
                                **base))  # fmt: skip
     with store.session() as s:
         active, last_raised = queries.flags(s, conn_id, "lead", ["l1", "l2", "l3", "l4"])
-        assert {k: (f.external_id, f.state, f.reason) for k, f in active.items()} == {
-            "l1": ("l1", "active", "why"),
-            "l3": ("l3", "active", "why"),
+        assert {k: (f.external_id, f.reason, f.task_status) for k, f in active.items()} == {
+            "l1": ("l1", "why", "none"),
+            "l3": ("l3", "why", "none"),
+        }
+        stored = {
+            f.external_id: f for f in s.scalars(select(ReengageFlag).where(ReengageFlag.state == "active"))
+        }
+        assert {k: (f.id, f.raised_at) for k, f in active.items()} == {
+            k: (stored[k].id, queries.aware(stored[k].raised_at)) for k in ("l1", "l3")
         }
         assert last_raised == {
             "l1": NOW - timedelta(days=3),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -12,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
 from worker.icp.reasons import EncodedReasons
-from worker.store.bulk import Bulk, among
-from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag, SyncRun
+from worker.store.bulk import Bulk
+from worker.store.models import Connection, RecordFit, RecordSnapshot, SyncRun
 from worker.store.states import FlagState, RunKind, RunStatus
 
 
@@ -138,14 +139,25 @@ def opportunity_statuses(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveFlagRow:
+    """An active re-engagement flag as the score phase reads it (what evaluating and clearing use)."""
+
+    id: int
+    external_id: str
+    raised_at: datetime
+    reason: str
+    task_status: str
+
+
 def flags(
     session: Session, conn_id: int, object_type: str, ids: Iterable[str]
-) -> tuple[dict[str, ReengageFlag], dict[str, datetime]]:
+) -> tuple[dict[str, ActiveFlagRow], dict[str, datetime]]:
     """The records' active flags, and when each record was last flagged at all (for the cool-off).
 
-    One plain query reads every flag's state and time; only the active flags (few: most records have
-    none) are loaded as ORM objects; the score phase clears one by its id (``score.UPDATE_CLEARED``)."""
-    active: dict[str, ReengageFlag] = {}
+    One plain query reads every flag of the records; the active ones (a record has one at most) come
+    back as ``ActiveFlagRow``: the score phase clears one by its id (``score.UPDATE_CLEARED``)."""
+    active: dict[str, ActiveFlagRow] = {}
     last_raised: dict[str, datetime] = {}
     ids = list(ids)
     if not ids:
@@ -153,24 +165,18 @@ def flags(
     bulk = Bulk(session)
     where, params = bulk.codec.in_list(ids)
     read_moment = bulk.codec.read_moment
-    active_ids: list[int] = []
-    for flag_id, external_id, state, raised_at in bulk.rows(
-        "SELECT id, external_id, state, raised_at FROM reengage_flags"
-        f" WHERE connection_id = ? AND object_type = ? AND external_id {where}",
+    for flag_id, external_id, state, raised_at, reason, task_status in bulk.rows(
+        "SELECT id, external_id, state, raised_at, reason, task_status FROM reengage_flags"
+        f" WHERE connection_id = ? AND object_type = ? AND external_id {where} ORDER BY id",
         [conn_id, object_type, *params],
     ):
         moment = read_moment(raised_at)
         assert moment is not None  # raised_at is never NULL
         raised = aware(moment)
         if state == FlagState.ACTIVE:
-            active_ids.append(flag_id)
+            active[external_id] = ActiveFlagRow(flag_id, external_id, raised, reason, task_status)
         if external_id not in last_raised or raised > last_raised[external_id]:
             last_raised[external_id] = raised
-    if active_ids:
-        for flag in session.scalars(
-            select(ReengageFlag).where(among(session, ReengageFlag.id, active_ids)).order_by(ReengageFlag.id)
-        ):
-            active[flag.external_id] = flag
     return active, last_raised
 
 

@@ -20,7 +20,7 @@ from worker.icp.scoring import Scorer
 from worker.store import queries
 from worker.store.bulk import Bulk, Insert, Statistics, Update
 from worker.store.db import Store
-from worker.store.models import RecordFit, RecordSnapshot, ReengageFlag
+from worker.store.models import RecordFit, RecordSnapshot
 from worker.store.states import FlagState, TaskStatus
 from worker.sync.behind import CommitsBehind
 from worker.sync.counts import RunCounts
@@ -94,7 +94,7 @@ class BatchContext:
 
     account_fits: dict[str, Any]
     opp_statuses: Mapping[str, Sequence[Mapping[str, Any]]]
-    active: dict[str, ReengageFlag]
+    active: dict[str, queries.ActiveFlagRow]
     last_raised: dict[str, datetime]
 
 
