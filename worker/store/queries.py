@@ -155,8 +155,9 @@ def flags(
 ) -> tuple[dict[str, ActiveFlagRow], dict[str, datetime]]:
     """The records' active flags, and when each record was last flagged at all (for the cool-off).
 
-    One plain query reads every flag of the records; the active ones (a record has one at most) come
-    back as ``ActiveFlagRow``: the score phase clears one by its id (``score.UPDATE_CLEARED``)."""
+    One plain query reads every flag of the records; the active ones come back as ``ActiveFlagRow``
+    (the newest, should a record have more than one), which the score phase clears by its id
+    (``score.UPDATE_CLEARED``)."""
     active: dict[str, ActiveFlagRow] = {}
     last_raised: dict[str, datetime] = {}
     ids = list(ids)
