@@ -18,12 +18,13 @@ from connectors.files import FilesConnector
 from worker.config import ConnectionConfig
 from worker.demo.sample_crm import DEMO_SYNONYMS, write_sample_crm
 from worker.icp import versions
+from worker.icp.reasons import EncodedReasons
 from worker.reengage import account_context
 from worker.store import queries
 from worker.store.bulk import Bulk
 from worker.store.db import _json_dumps
 from worker.store.models import Connection, RecordFit, RecordSnapshot, ReengageFlag
-from worker.store.queries import OPPORTUNITY_STATUS_KEYS, StoredReasons
+from worker.store.queries import OPPORTUNITY_STATUS_KEYS
 from worker.sync import run_sync
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -109,7 +110,7 @@ def test_account_fits_hand_over_the_stored_reasons(store):
     assert set(fits) == {"a1", "a2"}
     fit = fits["a1"]
     assert (fit.score, fit.tier, fit.coverage, fit.reasons_text) == (40, "good", 0.75, "40 good")
-    assert isinstance(fit.reasons, StoredReasons)
+    assert isinstance(fit.reasons, EncodedReasons)
     assert fit.reasons.text == _json_dumps(reasons)  # what encoding the decoded list gives
     assert fit.reasons == reasons and list(fit.reasons) == reasons and len(fit.reasons) == 2
     assert fit.reasons[1]["points"] == 0.1 + 0.2 and fit.reasons[:1] == reasons[:1]
@@ -150,7 +151,7 @@ def test_flags_read_as_the_orm_reads_them(store):
 
 
 def test_a_sync_stores_each_opportunity_with_its_accounts_reasons(store, tmp_path):
-    """The score phase copies an account's stored reasons into its opportunities' fits (``StoredReasons``):
+    """The score phase copies an account's stored reasons into its opportunities' fits (``EncodedReasons``):
     the same text, and the same values as the account's evaluation gave."""
     write_sample_crm(tmp_path / "crm", accounts=40, today=date(2026, 11, 23))
     options = {"path": str(tmp_path / "crm"), "out": str(tmp_path / "out")}

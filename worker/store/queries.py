@@ -53,10 +53,6 @@ def is_first_sync(session: Session, conn_id: int, *, before: int | None = None) 
     return session.scalar(scored) is None
 
 
-#: A fit's reasons as the store holds them, decoded on first use (``worker.icp.reasons.EncodedReasons``).
-StoredReasons = EncodedReasons
-
-
 class AccountFit(NamedTuple):
     """An account's fit as an opportunity carries it (``reasons``: as stored, decoded when read)."""
 
@@ -64,7 +60,7 @@ class AccountFit(NamedTuple):
     score: int
     tier: str
     coverage: float
-    reasons: StoredReasons | None
+    reasons: EncodedReasons | None
     reasons_text: str
 
 
@@ -82,7 +78,7 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
         [conn_id, *params],
     )
     return {
-        ext: AccountFit(ext, sc, tier, cov, StoredReasons(rs) if rs is not None else None, text)
+        ext: AccountFit(ext, sc, tier, cov, EncodedReasons(rs) if rs is not None else None, text)
         for ext, sc, tier, cov, rs, text in rows
     }
 
