@@ -14,12 +14,15 @@ from worker.store.db import Store
 class CommitsBehind:
     """``submit(commit, *args, then=...)`` first waits for the commit handed over before (and runs its
     ``then``), so at most one commit is in flight and they end in order; leaving the block waits for the
-    last one. A commit's error is raised by the next ``submit`` or on leaving. On a store whose threads
-    do not share a database (an in-memory SQLite store) every commit runs at once, in this thread."""
+    last one. A commit's error is raised by the next ``submit`` or on leaving. With ``inline``, and on a
+    store whose threads do not share a database (an in-memory SQLite store), every commit runs at once,
+    in this thread."""
 
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(self, store: Store, name: str, *, inline: bool = False) -> None:
         self._pool = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if store.threads_share_data else None
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+            if store.threads_share_data and not inline
+            else None
         )
         self._pending: tuple[Future[Any], Callable[[], None] | None] | None = None
 
