@@ -310,11 +310,12 @@ def _since(store: Store, conn_id: int, object_type: ObjectType, full: bool) -> s
         return None if full or cursor is None else cursor.value
 
 
-#: Whether a store's pages commit behind the pull (``PageStore``): where the database does the work in
-#: its own process. On SQLite the statements are this process's own CPU-bound work, and committing them
-#: in a second thread measured slower (stop 19: 2.46-2.80 s against 2.26-2.46 s for the pull of 25,000
-#: accounts).
 def _commits_behind(store: Store) -> bool:
+    """Whether a store's pages commit behind the pull (``PageStore``): where the database does its work
+    in its own process. Measured on the files connector's first sync of 25,000 accounts, interleaved in
+    one sitting: on PostgreSQL the pull took 4.07-4.42 s with it against 4.64-4.87 s without; on SQLite,
+    whose statements are this process's own work and hold the interpreter's lock between calls,
+    3.64-4.72 s with it against 3.36-4.07 s without."""
     return store.engine.dialect.name == "postgresql"
 
 
