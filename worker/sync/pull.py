@@ -74,22 +74,6 @@ class PagePlan:
         return len(self.inserts) + len(self.updates)
 
 
-def snapshot_page(
-    session: Session,
-    conn_id: int,
-    object_type: str,
-    records: Sequence[CrmRecord],
-    norm: NormalizeConfig,
-    now: datetime,
-    tally: WarningTally | None = None,
-) -> tuple[int, int]:
-    """Upsert one page of pulled records in ``session``'s transaction (``plan_page``, then
-    ``apply_page``). Returns (changed, warnings); echoes are not changes."""
-    plan = plan_page(Bulk(session), conn_id, object_type, records, norm, now, tally)
-    apply_page(session, conn_id, plan)
-    return plan.changed, plan.warnings
-
-
 def plan_page(
     bulk: Bulk,
     conn_id: int,

@@ -380,7 +380,7 @@ def apply_batch(session: Session, ctx: ScoringContext, writes: BatchWrites) -> N
     bulk.update(UPDATE_FIT, writes.fit_updates)
     bulk.insert(INSERT_HISTORY, writes.history)
     where, params = c.in_list(writes.ids)
-    # Only the marked rows are rewritten: a new record was stored clean (``snapshot_page``).
+    # Only the marked rows are rewritten: a new record was stored clean (``pull.plan_page``).
     bulk.run(
         f"UPDATE record_snapshots SET dirty = ? WHERE dirty = ? AND id {where}",
         [c.flag(False), c.flag(True), *params],
