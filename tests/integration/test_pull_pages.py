@@ -101,6 +101,61 @@ def test_a_record_on_two_pages_in_a_row_is_stored_once_as_the_later_page_has_it(
         assert s.get(Cursor, (conn_id, "account")).value == "c3"
 
 
+class ScriptedParallel:
+    """A connector whose object types pull at once (``parallel_pulls``), each from its own pages."""
+
+    parallel_pulls = True
+
+    def __init__(self, pages: dict[str, list[Page]]) -> None:
+        self.pages = pages
+
+    def pull(self, object_type: str, since: str | None) -> Iterator[Page]:
+        yield from self.pages[object_type]
+
+
+def lead(ext: str, stamp: str, employees: str) -> CrmRecord:
+    return CrmRecord("lead", ext, {"employees": employees}, {"lead_status": "Open"}, modstamp=stamp)
+
+
+def test_object_types_pulled_at_once_are_each_stored_as_their_pages_have_them(store, now):
+    """Pages of two object types arrive interleaved (their pulls run in threads); a repeated account
+    and a lead with an account's id are each their own object type's record."""
+    pages = {
+        "account": [
+            Page(
+                [rec("X1", "2026-11-01T00:00:00.000Z", "10"), rec("X2", "2026-11-01T00:00:01.000Z", "20")],
+                "a1",
+            ),
+            Page([rec("X1", "2026-11-02T00:00:00.000Z", "11")], "a2"),
+        ],
+        "lead": [
+            Page([lead("X1", "2026-11-01T00:00:00.000Z", "5")], "l1"),
+            Page(
+                [lead("L2", "2026-11-02T00:00:00.000Z", "6"), lead("X1", "2026-11-03T00:00:00.000Z", "7")],
+                "l2",
+            ),
+        ],
+    }
+    with store.session() as s:
+        conn_id = queries.ensure_connection(s, CFG, now).id
+    counts = RunCounts()
+    pull.pull_objects(
+        store, conn_id, CFG, ScriptedParallel(pages), ["account", "lead"],
+        full=True, now=now, counts=counts, progress=None,
+    )  # fmt: skip
+    with store.session() as s:
+        stored = {
+            (o, e): a["employees"]
+            for o, e, a in s.execute(
+                select(RecordSnapshot.object_type, RecordSnapshot.external_id, RecordSnapshot.attributes)
+            )
+        }
+        cursors = {c.object_type: c.value for c in s.scalars(select(Cursor))}
+    assert stored == {("account", "X1"): 11, ("account", "X2"): 20, ("lead", "X1"): 7, ("lead", "L2"): 6}
+    assert counts.pulled == {"account": 3, "lead": 3}
+    assert cursors == {"account": "a2", "lead": "l2"}
+
+
 def test_pages_commit_beside_the_pull_on_postgresql_and_at_once_on_sqlite(store, now, monkeypatch):
     threads: list[str] = []
     applied = pull.apply_page
