@@ -40,12 +40,9 @@ class Scripted:
 
     def __init__(self, pages: list[Page], fail: Exception | None = None) -> None:
         self.pages, self.fail = pages, fail
-        self.received: list[int] = []
 
     def pull(self, object_type: str, since: str | None) -> Iterator[Page]:
-        for i, page in enumerate(self.pages):
-            self.received.append(i)
-            yield page
+        yield from self.pages
         if self.fail is not None:
             raise self.fail
 
