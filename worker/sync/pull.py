@@ -60,7 +60,6 @@ _ABSENT = object()
 class PagePlan:
     """What storing one pulled page does (``plan_page``), as statement rows for ``apply_page``."""
 
-    object_type: str
     inserts: list[tuple[Any, ...]]
     updates: list[tuple[Any, ...]]
     echoes: list[tuple[Any, ...]]
@@ -102,8 +101,10 @@ def plan_page(
                 if tally is not None:
                     tally.add_values(object_type, rec.external_id, lost)
     stored = _stored(bulk, conn_id, object_type, list(latest))
-    plan = PagePlan(object_type, [], [], [], set(), 0)
-    inserts, updates, echoes, parents = plan.inserts, plan.updates, plan.echoes, plan.parents
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    echoes: list[tuple[Any, ...]] = []
+    parents: set[str] = set()
     moment, clean = bulk.codec.moment(now), bulk.codec.flag(False)
     for ext_id, rec in latest.items():
         known = stored.get(ext_id)
@@ -127,8 +128,7 @@ def plan_page(
             updates.append((*row, known[0]))
             if object_type == "opportunity" and parent:
                 parents.add(str(parent))
-    plan.warnings = warnings
-    return plan
+    return PagePlan(inserts, updates, echoes, parents, warnings)
 
 
 def apply_page(session: Session, conn_id: int, plan: PagePlan) -> None:
