@@ -47,12 +47,15 @@ class Scripted:
             raise self.fail
 
 
-def run_pull(store, connector, now) -> tuple[int, RunCounts]:
+def run_pull(
+    store, connector, now, object_types=("account",), counts: RunCounts | None = None
+) -> tuple[int, RunCounts]:
+    """A full pull of ``object_types``; ``counts`` (new if None) holds what it counted, also if it fails."""
     with store.session() as s:
         conn_id = queries.ensure_connection(s, CFG, now).id
-    counts = RunCounts()
+    counts = RunCounts() if counts is None else counts
     pull.pull_objects(
-        store, conn_id, CFG, connector, ["account"], full=True, now=now, counts=counts, progress=None
+        store, conn_id, CFG, connector, list(object_types), full=True, now=now, counts=counts, progress=None
     )
     return conn_id, counts
 
@@ -133,13 +136,7 @@ def test_object_types_pulled_at_once_are_each_stored_as_their_pages_have_them(st
             ),
         ],
     }
-    with store.session() as s:
-        conn_id = queries.ensure_connection(s, CFG, now).id
-    counts = RunCounts()
-    pull.pull_objects(
-        store, conn_id, CFG, ScriptedParallel(pages), ["account", "lead"],
-        full=True, now=now, counts=counts, progress=None,
-    )  # fmt: skip
+    _, counts = run_pull(store, ScriptedParallel(pages), now, ("account", "lead"))
     with store.session() as s:
         stored = {
             (o, e): a["employees"]
@@ -178,17 +175,13 @@ def test_a_pull_that_fails_keeps_and_counts_every_page_received_before(store, no
         Page([rec("A1", "2026-11-01T00:00:00.000Z", "10")], "c1"),
         Page([rec("A2", "2026-11-01T00:00:01.000Z", "20")], "c2"),
     ]
-    with store.session() as s:
-        conn_id = queries.ensure_connection(s, CFG, now).id
     counts = RunCounts()
     with pytest.raises(RuntimeError, match="the CRM went away"):
-        pull.pull_objects(
-            store, conn_id, CFG, Scripted(pages, RuntimeError("the CRM went away")), ["account"],
-            full=True, now=now, counts=counts, progress=None,
-        )  # fmt: skip
+        run_pull(store, Scripted(pages, RuntimeError("the CRM went away")), now, counts=counts)
     assert set(snapshots(store)) == {"A1", "A2"}
     assert counts.pulled == {"account": 2}
     with store.session() as s:
+        conn_id = queries.ensure_connection(s, CFG, now).id
         assert s.get(Cursor, (conn_id, "account")).value == "c2"
 
 
