@@ -335,6 +335,80 @@ def test_large_numbers_are_shown_short(value, shown):
     assert Scorer(spec).score({"revenue": value}).reasons[0].text == f"revenue {shown} ≥ 0: +100"
 
 
+# Bounds of every precision: whole millions, a bound with all its digits, a power of ten, a fraction.
+BAND_BOUNDS = st.sampled_from(
+    [50, 500, 50_000_000, 12_345_678, 10**7, 2_500_000_000, 1.5, 999_999_999_999_999, 7 * 10**13]
+)
+
+
+@st.composite
+def bounds_and_values(draw):
+    bounds = draw(st.lists(BAND_BOUNDS, min_size=1, max_size=3, unique=True))
+    near_a_bound = st.sampled_from(bounds).flatmap(lambda b: st.integers(int(b) - 3, int(b) + 3))
+    bucket_ends = st.integers(10**6, 10**15).map(lambda n: n - n % 10**5 + 99_999)
+    values = draw(
+        st.lists(
+            st.integers(10**6 - 5, 10**15 + 5) | st.integers(-5, 10_005) | near_a_bound | bucket_ends,
+            min_size=2,
+            max_size=40,
+        )
+    )
+    return bounds, values
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bounds_and_values())
+def test_integers_share_a_reason_only_when_it_is_theirs(case):
+    """Small integers keep a Reason each and large ones are looked up by bucket (worker.icp.criteria):
+    after any sequence of values, each one's reason is the one a scorer that never saw another value
+    gives it."""
+    bounds, values = case
+    edges = sorted(bounds)
+    bands = tuple(Band(lo, hi, 0.25 * (i + 1)) for i, (lo, hi) in enumerate(zip(edges, [*edges[1:], None])))
+    spec = IcpSpec(name="t", criteria=(crit("revenue", type="bands", bands=bands),), min_coverage=0.0)
+    warm = Scorer(spec)
+    for value in values:
+        seen = warm.score({"revenue": value}).reasons[0]
+        fresh = Scorer(spec).score({"revenue": value}).reasons[0]
+        assert (seen.credit, seen.text, seen.brief, seen.value) == (
+            fresh.credit,
+            fresh.text,
+            fresh.brief,
+            fresh.value,
+        ), value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([{"max": 5}, {"min": 3, "max": 9_999}, {"min": 10_000}, {"min": -2, "max": 0}]),
+    st.lists(st.integers(-5, 10_005) | st.sampled_from([True, False, 3.0, "4"]), min_size=2, max_size=40),
+)
+def test_a_numeric_disqualifier_answers_each_count_as_if_it_were_the_first(bounds, values):
+    spec = IcpSpec(
+        name="t",
+        criteria=(crit("industry"),),
+        disqualifiers=(Disqualifier(key="size", attribute="employees", **bounds),),
+    )
+    warm = Scorer(spec)
+    for value in values:
+        seen = warm.score({"employees": value})
+        fresh = Scorer(spec).score({"employees": value})
+        assert (seen.tier, seen.reasons) == (fresh.tier, fresh.reasons), value
+
+
+def test_large_integers_either_side_of_an_exact_bound_keep_their_bands():
+    spec = IcpSpec(
+        name="t",
+        criteria=(crit("revenue", type="bands", bands=(Band(12_345_678, None, 1.0),)),),
+        min_coverage=0.0,
+    )
+    scorer = Scorer(spec)
+    above = scorer.score({"revenue": 12_345_678}).reasons[0]
+    below = scorer.score({"revenue": 12_345_677}).reasons[0]
+    assert (above.credit, above.text) == (1.0, "revenue 12.3M ≥ 12,345,678: +100")
+    assert (below.credit, below.text) == (0.0, "revenue 12.3M outside the bands: +0")
+
+
 CONTAINS = crit("tech_stack", type="contains_any", values={"okta": 1.0, "salesforce": 0.5})
 
 

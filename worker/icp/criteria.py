@@ -134,6 +134,7 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
     )
     by_raw: BoundedCache[Any, Reason] = BoundedCache()
     raw_get, raw_put = by_raw.get, by_raw.put
+    spans = _large_int_spans(c)
 
     def for_number(number: int | float) -> Reason:
         """The Reason for a finite number (never raises)."""
@@ -162,8 +163,26 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
 
     safe = _guarded(slow, missing)
 
+    small: list[Reason | None] = [None] * SMALL
+
     def evaluate(value: Any) -> Reason:
         t = type(value)
+        if t is int:
+            if 0 <= value < SMALL:  # counts (employees, seats): each one's Reason, kept for good
+                reason = small[value]
+                if reason is None:
+                    reason = small[value] = for_number(value)
+                return reason
+            if LARGE <= value < HUGE:
+                # One Reason per bucket (see _large_int_spans): a high-cardinality amount (revenue)
+                # costs a floor division and a look-up instead of formatting every distinct value.
+                for upper, divisor, bucket in spans:
+                    if value < upper:
+                        key = value // divisor
+                        reason = bucket.get(key)
+                        if reason is None:
+                            reason = bucket.put(key, for_number(value))
+                        return reason
         if t is int or t is float or t is str:
             reason = raw_get(value)
             if reason is not None:
@@ -173,6 +192,36 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
         return safe(value)
 
     return evaluate, missing
+
+
+#: contains_any: the credit of a member that names no listed value, and of a blank one (below any credit)
+PRESENT, BLANK = -1.0, -2.0
+#: Integers from LARGE (1M) up to HUGE (10^15) are shown with three significant digits, cut ("12.3M").
+LARGE, HUGE = 10**6, 10**15
+#: Integers in [0, SMALL) keep their own Reason in a table (at most SMALL Reasons per bands criterion).
+SMALL = 10_000
+
+
+def _large_int_spans(c: Criterion) -> list[tuple[int, int, BoundedCache[int, Reason]]]:
+    """Buckets of integers in [LARGE, HUGE) that share one Reason: ``(upper, divisor, reasons by bucket)``
+    per decimal length, the first span whose ``upper`` exceeds a value holding it under
+    ``value // divisor``.
+
+    Two integers of the same length and bucket show the same text (``fmt_int`` keeps the first three
+    digits of a number of 7 to 15 digits, so a divisor of at most ``10^(digits-3)`` keeps them) and fall
+    in the same band (the divisor divides every band bound, so no bound lies inside a bucket). Empty when
+    a bound is not a whole number: those bands read every value exactly.
+    """
+    bounds = [b for band in c.bands for b in (band.min, band.max) if b is not None]
+    if not all(float(b).is_integer() for b in bounds):
+        return []
+    common = 10**12
+    while common > 1 and any(int(b) % common for b in bounds):
+        common //= 10
+    return [
+        (10**digits, min(10 ** (digits - 3), common), BoundedCache())
+        for digits in range(len(str(LARGE)), len(str(HUGE)))
+    ]
 
 
 def _compile_contains_any(c: Criterion, scale: float) -> Compiled:
@@ -186,31 +235,35 @@ def _compile_contains_any(c: Criterion, scale: float) -> Compiled:
         points = points_for(scale, credit)
         text = f"{name} has {shorten(key)}: {fmt_points(points)}"
         hits[key] = Reason(code, credit, points, text, status_of(credit), brief_of(code, key, points), key)
-    folded: BoundedCache[str, str] = BoundedCache()  # member text -> casefolded, stripped
-    folded_get = folded.get
+    # member text -> (credit, key): the listed key it names, or (PRESENT, None) for a value that names
+    # none, or (BLANK, None) for blank text
+    by_member: BoundedCache[str, tuple[float, str | None]] = BoundedCache()
+    member_get = by_member.get
+
+    def classify(member: Any) -> tuple[float, str | None]:
+        text = member.strip() if type(member) is str else scalar_text(member)
+        key = text.casefold() if text else ""
+        if not key:
+            entry: tuple[float, str | None] = (BLANK, None)
+        else:
+            credit = values.get(key)
+            entry = (PRESENT, None) if credit is None else (credit, key)
+        if type(member) is str:
+            by_member.put(member, entry)
+        return entry
 
     def best_of(members: Iterable[Any]) -> Reason:
         best: str | None = None
-        best_credit = -1.0
-        present = False
+        best_credit = BLANK
         for member in members:
-            key: str | None
-            if type(member) is str:
-                key = folded_get(member)
-                if key is None:
-                    key = folded.put(member, member.strip().casefold())
-            else:
-                text = scalar_text(member)
-                key = text.casefold() if text is not None else ""
-            if not key:
-                continue
-            present = True
-            credit = values.get(key)
-            if credit is not None and credit > best_credit:
-                best, best_credit = key, credit
+            entry = member_get(member) if type(member) is str else None
+            if entry is None:
+                entry = classify(member)
+            if entry[0] > best_credit:  # the first of equal credits wins
+                best_credit, best = entry
         if best is not None:
             return hits[best]
-        return none if present else missing
+        return none if best_credit == PRESENT else missing
 
     def slow(value: Any) -> Reason:
         members = members_of(value)
@@ -323,11 +376,19 @@ def compile_disqualifier(d: Disqualifier) -> DisqualifierCheck:
     # Most values do not fire: remember the answer per plain value (False = does not fire).
     seen: BoundedCache[Any, Reason | Literal[False]] = BoundedCache()
     seen_get = seen.get
+    small_end = SMALL if int in fast_types else 0
+    small: list[Reason | Literal[False] | None] = [None] * small_end
 
     def safe(value: Any) -> Reason | None:
         if value is None:
             return None
-        plain = type(value) in fast_types
+        t = type(value)
+        if t is int and 0 <= value < small_end:  # counts: each one's answer, kept for good
+            hit = small[value]
+            if hit is None:
+                hit = small[value] = check(value) or False
+            return None if hit is False else hit
+        plain = t in fast_types
         if plain:
             hit = seen_get(value)
             if hit is not None:

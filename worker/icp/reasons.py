@@ -113,27 +113,35 @@ class FitResult:
         Disqualifiers come first, then criteria by points contributed (descending), then the missing ones.
         When the text does not fit it is cut at a reason boundary and ends with " …".
         """
-        head = f"{self.score} {self.tier}"
-        disq: list[str] = []
+        parts: list[str] = []  # disqualifiers, then the scored criteria, then the missing ones
         scored: list[Reason] = []
-        missing: list[str] = []
+        missing: list[str] | None = None
         for r in self.reasons:
             status = r.status
             if status == "missing":
-                missing.append(r.code)
+                if missing is None:
+                    missing = [r.code]
+                else:
+                    missing.append(r.code)
             elif status == "disqualified":
-                disq.append(r.brief or f"disqualified: {r.code}")
+                parts.append(r.brief or f"disqualified: {r.code}")
             else:
                 scored.append(r)
-        parts = disq
-        for r in sorted(scored, key=_points, reverse=True):  # stable: ties keep the spec's order
+        if len(scored) > 1:
+            scored.sort(key=_points, reverse=True)  # stable: ties keep the spec's order
+        for r in scored:
             parts.append(r.brief or f"{r.code} {fmt_points(r.points)}")
-        if missing:
+        if missing is not None:
             parts.append("missing: " + ", ".join(missing))
-        text = f"{head} | {'; '.join(parts)}" if parts else head
+        if not parts:
+            return f"{self.score} {self.tier}"[: max(0, int(limit))]
+        text = f"{self.score} {self.tier} | {'; '.join(parts)}"
         if len(text) <= limit:
             return text
-        return _cut(head, parts[: len(parts) - 1] if missing else parts, missing, max(0, int(limit)))
+        head = f"{self.score} {self.tier}"
+        if missing is None:
+            return _cut(head, parts, [], max(0, int(limit)))
+        return _cut(head, parts[: len(parts) - 1], missing, max(0, int(limit)))
 
 
 _points = attrgetter("points")
