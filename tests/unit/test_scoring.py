@@ -396,6 +396,23 @@ def test_a_numeric_disqualifier_answers_each_count_as_if_it_were_the_first(bound
         assert (seen.tier, seen.reasons) == (fresh.tier, fresh.reasons), value
 
 
+def test_criteria_and_disqualifiers_sharing_an_attribute_each_read_it():
+    spec = IcpSpec(
+        name="t",
+        criteria=(
+            crit("size", attribute="employees", type="bands", bands=(Band(100, None, 1.0),)),
+            crit("big", attribute="employees", type="bands", bands=(Band(1000, None, 1.0),)),
+            crit("industry"),
+        ),
+        disqualifiers=(Disqualifier(key="tiny", attribute="employees", max=5),),
+        min_coverage=0.0,
+    )
+    scorer = Scorer(spec)
+    result = scorer.score({"employees": 500})
+    assert [(r.code, r.credit) for r in result.reasons] == [("size", 1.0), ("big", 0.0), ("industry", 0.0)]
+    assert scorer.score({"employees": 3}).tier == "disqualified"
+
+
 def test_large_integers_either_side_of_an_exact_bound_keep_their_bands():
     spec = IcpSpec(
         name="t",
