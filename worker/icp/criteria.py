@@ -135,6 +135,8 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
     by_raw: BoundedCache[Any, Reason] = BoundedCache()
     raw_get, raw_put = by_raw.get, by_raw.put
     spans = _large_int_spans(c)
+    by_bucket: BoundedCache[int, Reason] = BoundedCache()  # (bucket, span) -> Reason
+    bucket_get = by_bucket.get
 
     def for_number(number: int | float) -> Reason:
         """The Reason for a finite number (never raises)."""
@@ -176,12 +178,12 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
             if LARGE <= value < HUGE:
                 # One Reason per bucket (see _large_int_spans): a high-cardinality amount (revenue)
                 # costs a floor division and a look-up instead of formatting every distinct value.
-                for upper, divisor, bucket in spans:
+                for upper, divisor, span in spans:
                     if value < upper:
-                        key = value // divisor
-                        reason = bucket.get(key)
+                        key = value // divisor * SPANS + span
+                        reason = bucket_get(key)
                         if reason is None:
-                            reason = bucket.put(key, for_number(value))
+                            reason = by_bucket.put(key, for_number(value))
                         return reason
         if t is int or t is float or t is str:
             reason = raw_get(value)
@@ -202,10 +204,14 @@ LARGE, HUGE = 10**6, 10**15
 SMALL = 10_000
 
 
-def _large_int_spans(c: Criterion) -> list[tuple[int, int, BoundedCache[int, Reason]]]:
-    """Buckets of integers in [LARGE, HUGE) that share one Reason: ``(upper, divisor, reasons by bucket)``
-    per decimal length, the first span whose ``upper`` exceeds a value holding it under
-    ``value // divisor``.
+#: Decimal lengths of the integers in [LARGE, HUGE): 7 to 15 digits, a span each (fewer than 16).
+SPANS = 16
+
+
+def _large_int_spans(c: Criterion) -> list[tuple[int, int, int]]:
+    """How integers in [LARGE, HUGE) share a Reason: ``(upper, divisor, span)`` per decimal length, the
+    first span whose ``upper`` exceeds a value holding it; the value's bucket is ``value // divisor`` and
+    its cache key ``bucket * SPANS + span``.
 
     Two integers of the same length and bucket show the same text (``fmt_int`` keeps the first three
     digits of a number of 7 to 15 digits, so a divisor of at most ``10^(digits-3)`` keeps them) and fall
@@ -219,7 +225,7 @@ def _large_int_spans(c: Criterion) -> list[tuple[int, int, BoundedCache[int, Rea
     while common > 1 and any(int(b) % common for b in bounds):
         common //= 10
     return [
-        (10**digits, min(10 ** (digits - 3), common), BoundedCache())
+        (10**digits, min(10 ** (digits - 3), common), digits)
         for digits in range(len(str(LARGE)), len(str(HUGE)))
     ]
 
