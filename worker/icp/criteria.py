@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, NamedTuple, assert_never
 
 from worker.icp.model import Criterion, Disqualifier
 from worker.icp.reading import COLLECTIONS, BoundedCache, members_of, scalar_text, to_bool, to_number
@@ -27,8 +27,10 @@ from worker.icp.reasons import (
 )
 
 __all__ = [
+    "CompiledCheck",
     "Compiled",
     "DisqualifierCheck",
+    "Shortcut",
     "Evaluator",
     "band_label",
     "compile_criterion",
@@ -36,8 +38,20 @@ __all__ = [
 ]
 
 Evaluator = Callable[[Any], Reason]
-#: A compiled criterion: its evaluator, and the one Reason object it returns for missing data.
-Compiled = tuple[Evaluator, Reason]
+#: A cache the scorer reads before it calls an evaluator or a check (a C-level look-up instead of a
+#: Python call, for the values most records have): for a value of exactly this type, the look-up gives
+#: the evaluator's (or check's) cached answer, or None when there is none yet and it must be called.
+Shortcut = tuple[type, Callable[[Any], Any]]
+
+
+class Compiled(NamedTuple):
+    """A compiled criterion."""
+
+    evaluate: Evaluator
+    #: The one Reason object ``evaluate`` returns for missing data.
+    missing: Reason
+    #: Answers: the Reason ``evaluate`` gives the value.
+    shortcut: Shortcut | None = None
 
 
 def _guarded(slow: Callable[[Any], Reason], missing: Reason) -> Callable[[Any], Reason]:
@@ -97,7 +111,7 @@ def _compile_categorical(c: Criterion, scale: float) -> Compiled:
                 return reason
         return safe(value)
 
-    return evaluate, missing
+    return Compiled(evaluate, missing, (str, raw_get))
 
 
 def band_label(lo: float | None, hi: float | None) -> str:
@@ -165,13 +179,14 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
 
     safe = _guarded(slow, missing)
 
-    small: list[Reason | None] = [None] * SMALL
+    small: dict[int, Reason] = {}  # counts in [0, SMALL): at most SMALL Reasons, never emptied
+    small_get = small.get
 
     def evaluate(value: Any) -> Reason:
         t = type(value)
         if t is int:
             if 0 <= value < SMALL:  # counts (employees, seats): each one's Reason, kept for good
-                reason = small[value]
+                reason = small_get(value)
                 if reason is None:
                     reason = small[value] = for_number(value)
                 return reason
@@ -193,7 +208,7 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
                 return raw_put(value, for_number(value))
         return safe(value)
 
-    return evaluate, missing
+    return Compiled(evaluate, missing, (int, small_get))
 
 
 #: contains_any: the credit of a member that names no listed value, and of a blank one (below any credit)
@@ -286,7 +301,7 @@ def _compile_contains_any(c: Criterion, scale: float) -> Compiled:
                 return missing
         return safe(value)
 
-    return evaluate, missing
+    return Compiled(evaluate, missing)
 
 
 def _compile_boolean(c: Criterion, scale: float) -> Compiled:
@@ -317,7 +332,7 @@ def _compile_boolean(c: Criterion, scale: float) -> Compiled:
             return r_false
         return safe(value)
 
-    return evaluate, missing
+    return Compiled(evaluate, missing)
 
 
 def compile_criterion(c: Criterion, scale: float) -> Compiled:
@@ -339,7 +354,15 @@ def compile_criterion(c: Criterion, scale: float) -> Compiled:
 DisqualifierCheck = Callable[[Any], "Reason | None"]
 
 
-def compile_disqualifier(d: Disqualifier) -> DisqualifierCheck:
+class CompiledCheck(NamedTuple):
+    """A compiled disqualifier."""
+
+    check: DisqualifierCheck
+    #: Answers: the Reason when the disqualifier fires on the value, False when it does not.
+    shortcut: Shortcut
+
+
+def compile_disqualifier(d: Disqualifier) -> CompiledCheck:
     label = shorten(d.description or d.key, 60)
     code, attribute = d.key, d.attribute
 
@@ -383,14 +406,15 @@ def compile_disqualifier(d: Disqualifier) -> DisqualifierCheck:
     seen: BoundedCache[Any, Reason | Literal[False]] = BoundedCache()
     seen_get = seen.get
     small_end = SMALL if int in fast_types else 0
-    small: list[Reason | Literal[False] | None] = [None] * small_end
+    small: dict[int, Reason | Literal[False]] = {}
+    small_get = small.get
 
     def safe(value: Any) -> Reason | None:
         if value is None:
             return None
         t = type(value)
         if t is int and 0 <= value < small_end:  # counts: each one's answer, kept for good
-            hit = small[value]
+            hit = small_get(value)
             if hit is None:
                 hit = small[value] = check(value) or False
             return None if hit is False else hit
@@ -407,4 +431,4 @@ def compile_disqualifier(d: Disqualifier) -> DisqualifierCheck:
             seen.put(value, reason or False)
         return reason
 
-    return safe
+    return CompiledCheck(safe, (int, small_get) if small_end else (str, seen_get))

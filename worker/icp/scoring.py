@@ -30,7 +30,7 @@ from functools import partial
 from operator import attrgetter
 from typing import Any
 
-from worker.icp.criteria import DisqualifierCheck, Evaluator, compile_criterion, compile_disqualifier
+from worker.icp.criteria import Compiled, CompiledCheck, compile_criterion, compile_disqualifier
 from worker.icp.model import DISQUALIFIED, INSUFFICIENT_DATA, Criterion, IcpSpec
 from worker.icp.reading import CACHE_LIMIT, BoundedCache
 from worker.icp.reasons import FitResult, Reason, ReasonStatus, new_fit, points_for, points_scale
@@ -72,8 +72,8 @@ class Scorer:
         tie = 0.0 if _sums_are_exact(spec) else 1e-6 * (len(compiled) + 1)
         self._run = _generate_runner(
             criteria=[
-                (c.attribute, evaluate, missing, weight)
-                for c, (evaluate, missing), weight in zip(spec.criteria, compiled, self._weights, strict=True)
+                (c.attribute, compiled_criterion, weight)
+                for c, compiled_criterion, weight in zip(spec.criteria, compiled, self._weights, strict=True)
             ],
             checks=[(d.attribute, compile_disqualifier(d)) for d in spec.disqualifiers],
             total_weight=total,
@@ -107,8 +107,8 @@ class Scorer:
 
 def _generate_runner(
     *,
-    criteria: list[tuple[str, Evaluator, Reason, float]],
-    checks: list[tuple[str, DisqualifierCheck]],
+    criteria: list[tuple[str, Compiled, float]],
+    checks: list[tuple[str, CompiledCheck]],
     total_weight: float,
     min_covered: float,
     tier_by_score: tuple[str, ...],
@@ -121,11 +121,15 @@ def _generate_runner(
     holds only numbered local names (``a0``, ``e0``...): attribute names, evaluators and constants from the
     spec are passed in the namespace, never written into the source. Each attribute is read once: a
     disqualifier on an attribute a criterion reads (or a second criterion on it) takes the value read.
-    For two criteria and one check on another attribute::
+    Where a criterion or a check has a shortcut (``worker.icp.criteria.Shortcut``: its cache, for values
+    of one type), the cache is read first and the Python function called only when it has no answer.
+    For two criteria (the first with a shortcut) and one check on another attribute::
 
         def run(get):
             x0 = get(a0)
-            r0 = e0(x0)
+            r0 = s0(x0) if type(x0) is t0 else None
+            if r0 is None:
+                r0 = e0(x0)
             x1 = get(a1)
             r1 = e1(x1)
             reasons = (r0, r1,)
@@ -135,8 +139,10 @@ def _generate_runner(
             fired = None
             v = get(d0)
             if v is not None:
-                hit = c0(v)
-                if hit is not None:
+                hit = l0(v) if type(v) is k0 else None
+                if hit is None:
+                    hit = c0(v)
+                if hit:  # a Reason: it fired (None from the check, False from its cache: it did not)
                     fired = (hit,) if fired is None else (*fired, hit)
             if fired is not None:
                 return fit(0, DISQUALIFIED, coverage, fired + reasons)
@@ -162,26 +168,35 @@ def _generate_runner(
     n = len(criteria)
     lines = ["def run(get):"]
     read: dict[str, str] = {}  # attribute -> the local holding its value
-    for i, (attribute, evaluate, missing, weight) in enumerate(criteria):
+    for i, (attribute, (evaluate, missing, shortcut), weight) in enumerate(criteria):
         namespace.update({f"a{i}": attribute, f"e{i}": evaluate, f"m{i}": missing, f"w{i}": weight})
-        if attribute in read:
-            lines.append(f"    r{i} = e{i}({read[attribute]})")
-        else:
+        if attribute not in read:
             read[attribute] = f"x{i}"
             lines.append(f"    x{i} = get(a{i})")
-            lines.append(f"    r{i} = e{i}(x{i})")
+        x = read[attribute]
+        if shortcut is None:
+            lines.append(f"    r{i} = e{i}({x})")
+        else:
+            namespace.update({f"t{i}": shortcut[0], f"s{i}": shortcut[1]})
+            lines += [
+                f"    r{i} = s{i}({x}) if type({x}) is t{i} else None",
+                f"    if r{i} is None:",
+                f"        r{i} = e{i}({x})",
+            ]
     lines.append(f"    reasons = ({''.join(f'r{i}, ' for i in range(n))})")
     lines.append(f"    total = {' + '.join(f'r{i}.points' for i in range(n))}")
     lines.append(f"    covered = {' + '.join(f'(w{i} if r{i} is not m{i} else 0.0)' for i in range(n))}")
     lines.append("    coverage = covered / W")
     lines.append("    fired = None")
-    for j, (attribute, check) in enumerate(checks):
-        namespace.update({f"d{j}": attribute, f"c{j}": check})
+    for j, (attribute, (check, (kind, look_up))) in enumerate(checks):
+        namespace.update({f"d{j}": attribute, f"c{j}": check, f"k{j}": kind, f"l{j}": look_up})
         lines += [
             f"    v = {read[attribute]}" if attribute in read else f"    v = get(d{j})",
             "    if v is not None:",
-            f"        hit = c{j}(v)",
-            "        if hit is not None:",
+            f"        hit = l{j}(v) if type(v) is k{j} else None",
+            "        if hit is None:",
+            f"            hit = c{j}(v)",
+            "        if hit:",
             "            fired = (hit,) if fired is None else (*fired, hit)",
         ]
     lines += [
