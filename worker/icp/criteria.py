@@ -27,11 +27,11 @@ from worker.icp.reasons import (
 )
 
 __all__ = [
-    "CompiledCheck",
     "Compiled",
+    "CompiledCheck",
     "DisqualifierCheck",
-    "Shortcut",
     "Evaluator",
+    "Shortcut",
     "band_label",
     "compile_criterion",
     "compile_disqualifier",
@@ -52,6 +52,16 @@ class Compiled(NamedTuple):
     missing: Reason
     #: Answers: the Reason ``evaluate`` gives the value.
     shortcut: Shortcut | None = None
+
+
+#: Integers in [0, SMALL) keep their own answer, never emptied (a bands criterion, a numeric disqualifier).
+SMALL = 10_000
+#: Integers from LARGE (1M) up to HUGE (10^15) are shown with three significant digits, cut ("12.3M").
+LARGE, HUGE = 10**6, 10**15
+#: Decimal lengths of the integers in [LARGE, HUGE): 7 to 15 digits, a span each (fewer than 16).
+SPANS = 16
+#: contains_any: the credit of a member that names no listed value, and of a blank one (below any credit)
+PRESENT, BLANK = -1.0, -2.0
 
 
 def _guarded(slow: Callable[[Any], Reason], missing: Reason) -> Callable[[Any], Reason]:
@@ -209,18 +219,6 @@ def _compile_bands(c: Criterion, scale: float) -> Compiled:
         return safe(value)
 
     return Compiled(evaluate, missing, (int, small_get))
-
-
-#: contains_any: the credit of a member that names no listed value, and of a blank one (below any credit)
-PRESENT, BLANK = -1.0, -2.0
-#: Integers from LARGE (1M) up to HUGE (10^15) are shown with three significant digits, cut ("12.3M").
-LARGE, HUGE = 10**6, 10**15
-#: Integers in [0, SMALL) keep their own Reason in a table (at most SMALL Reasons per bands criterion).
-SMALL = 10_000
-
-
-#: Decimal lengths of the integers in [LARGE, HUGE): 7 to 15 digits, a span each (fewer than 16).
-SPANS = 16
 
 
 def _large_int_spans(c: Criterion) -> list[tuple[int, int, int]]:
