@@ -133,9 +133,7 @@ class FitResult:
             parts.append(r.brief or f"{r.code} {fmt_points(r.points)}")
         if missing is not None:
             parts.append("missing: " + ", ".join(missing))
-        if not parts:
-            return f"{self.score} {self.tier}"[: max(0, int(limit))]
-        text = f"{self.score} {self.tier} | {'; '.join(parts)}"
+        text = f"{self.score} {self.tier} | {'; '.join(parts)}" if parts else f"{self.score} {self.tier}"
         if len(text) <= limit:
             return text
         head = f"{self.score} {self.tier}"
