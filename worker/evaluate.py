@@ -262,7 +262,7 @@ def evaluate(
             had_fit=fit is not None,
             previous_version=fit.icp_version if fit is not None else None,
             version=version,
-            old_reasons=(fit.reasons or []) if fit is not None else [],
+            old_reasons=_previous_reasons(fit),
             new_reasons=reasons,
             carried=carried is not None and snap.object_type == "opportunity",
         )
@@ -288,6 +288,15 @@ def evaluate(
         decision=decision,
         history=history,
     )
+
+
+def _previous_reasons(fit: PreviousFit | None) -> Sequence[Mapping[str, Any]]:
+    """The previous fit's reasons, as they came: a stored fit's arrive undecoded (``EncodedReasons``,
+    ``worker.sync.score.rows_to_score``) and are decoded only by what reads them, a history entry's
+    cause or a raised flag's explanation (not ``or []``: its truth would decode them)."""
+    if fit is None or fit.reasons is None:
+        return []
+    return fit.reasons
 
 
 def _reengage(
@@ -329,7 +338,7 @@ def _reengage(
             previous_tier or "unscored",
             tier,
             policy.icp_version,
-            (fit.reasons or []) if fit is not None else [],
+            _previous_reasons(fit),
             reasons,
         ),
         backlog=policy.backlog,

@@ -106,3 +106,40 @@ def test_batches_commit_in_order_one_at_a_time(store, crm, now, monkeypatch):
     flat = [i for ids in order for i in ids]
     assert flat == sorted(flat), "batches committed in snapshot order"
     assert running["most"] == 1
+
+
+ICP_V2 = """
+name: test
+criteria:
+  - {key: industry, attribute: industry, weight: 100, type: categorical,
+     values: {Computer Software: 1.0, Retail: 0.8}}
+"""
+
+
+def test_a_revision_reads_the_stored_reasons_of_the_previous_fit_where_it_needs_them(store, now):
+    """The previous fit's reasons reach the evaluation undecoded (``rows_to_score``); the history's
+    cause and a raised flag's explanation, the two readers, still see them."""
+    crm = MemoryCrm()
+    crm.put("lead", "L1", {"industry": "Retail"}, status={"lead_status": "Unqualified"})  # dismissed
+    crm.put("lead", "L2", {"industry": "Computer Software"}, status={"lead_status": "Open"})
+    crm.put("lead", "L3", {"industry": "Retail"}, status={"lead_status": "Open"})
+    cfg = ConnectionConfig(
+        name="mem", crm="files", objects=["lead"], reengage={"dismissed_statuses": ["Unqualified"]}
+    )
+    with store.session() as s:
+        versions.publish(s, ICP, filename="icp.yaml", author="t", note="", now=now)
+    assert run_sync(store, cfg, MemoryConnector(crm), kind="full", now=now).status == "succeeded"
+
+    crm.put("lead", "L3", {"industry": "Computer Software"}, status={"lead_status": "Open"})
+    with store.session() as s:
+        versions.publish(s, ICP_V2, filename="icp.yaml", author="t", note="", now=now)
+    later = now + timedelta(days=1)
+    assert run_sync(store, cfg, MemoryConnector(crm), now=later).status == "succeeded"
+
+    with store.engine.connect() as conn:
+        causes = dict(
+            conn.execute(text("SELECT external_id, cause FROM fit_history WHERE icp_version = 2")).all()
+        )
+        flags = dict(conn.execute(text("SELECT external_id, reason FROM reengage_flags")).all())
+    assert causes == {"L1": "revision", "L3": "revision+data"}, "L2 kept its score: no entry"
+    assert flags == {"L1": "dismissed: poor → best under ICP v2: industry Retail: +80, new in ICP v2"}

@@ -203,7 +203,7 @@ class ScoringRow(NamedTuple):
     coverage: float | None
     reasons_text: str | None
     icp_version: int | None
-    reasons: list[Any] | None
+    reasons: Sequence[Mapping[str, Any]] | None
     written: dict[str, Any] | None
     write_status: str | None
     scored_at: datetime | None
@@ -246,6 +246,11 @@ def read_json(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
+def encoded_reasons(value: str | None) -> EncodedReasons | None:
+    """A fit's reasons read as text, left encoded until something reads them."""
+    return None if value is None else EncodedReasons(value)
+
+
 def rows_to_score(
     bulk: Bulk, conn_id: int, object_type: str, version: int, after_id: int
 ) -> list[ScoringRow]:
@@ -256,10 +261,12 @@ def rows_to_score(
     )
     js, day, at = read_json, c.read_day, c.read_moment
     # An opportunity's own status is never read (its account's state reads it, ``opportunity_statuses``):
-    # it is left undecoded (None).
+    # it is left undecoded (None). A fit's reasons are decoded only if read (``EncodedReasons``): only a
+    # history entry's cause under a new ICP version and a raised flag's explanation read them.
     sj = (lambda _: None) if object_type == "opportunity" else js
+    er = encoded_reasons
     return [
-        ScoringRow(i, e, o, js(a), sj(st), ow, day(la), p, fid, sc, t, cov, rt, v, js(rs), js(w), ws, at(m))
+        ScoringRow(i, e, o, js(a), sj(st), ow, day(la), p, fid, sc, t, cov, rt, v, er(rs), js(w), ws, at(m))
         for (i, e, o, a, st, ow, la, p, fid, sc, t, cov, rt, v, rs, w, ws, m) in raw
     ]
 
