@@ -194,7 +194,7 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
     config = tmp_path / "icp-worker.yaml"
     config.write_text(
         "connections:\n"
-        '  - {name: acme, crm: files, options: {path: crm, out: out},\n'
+        "  - {name: acme, crm: files, options: {path: crm, out: out},\n"
         '     schedule: {cron: "0 2 * * *", timezone: UTC}}\n'
     )
     app = create_app(Settings(_env_file=None), RuntimeSettings(_env_file=None))
@@ -205,7 +205,7 @@ def test_beat_scheduler_follows_the_connections_file(tmp_path):
         last_run = beat.schedule["sync:acme"].last_run_at
         config.write_text(
             "connections:\n"
-            '  - {name: acme, crm: files, options: {path: crm, out: out},\n'
+            "  - {name: acme, crm: files, options: {path: crm, out: out},\n"
             '     schedule: {cron: "30 4 * * *", timezone: Europe/Berlin}}\n'
             "  - {name: beta, crm: files, options: {path: crm, out: out}}\n"
         )

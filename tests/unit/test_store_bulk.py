@@ -192,9 +192,7 @@ def test_sqlite_dates_are_encoded_as_sqlalchemy_stores_them(value: date) -> None
     assert SQLITE.day(value) == processor(value)
 
 
-def test_sqlite_inserts_go_in_a_few_multi_row_statements_of_a_few_sizes(
-    sqlite_store, monkeypatch
-):
+def test_sqlite_inserts_go_in_a_few_multi_row_statements_of_a_few_sizes(sqlite_store, monkeypatch):
     import worker.store.bulk as bulk_module
     from worker.store.bulk import Bulk
     from worker.sync.score import INSERT_HISTORY
