@@ -254,7 +254,8 @@ def encoded_reasons(value: str | None) -> EncodedReasons | None:
 def rows_to_score(
     bulk: Bulk, conn_id: int, object_type: str, version: int, after_id: int
 ) -> list[ScoringRow]:
-    """The next ``SCORE_BATCH`` records to score after snapshot id ``after_id``, decoded."""
+    """The next ``SCORE_BATCH`` records to score after snapshot id ``after_id``, decoded (a fit's reasons
+    when first read)."""
     c = bulk.codec
     raw = bulk.rows(
         SELECT_TO_SCORE, (after_id, conn_id, object_type, after_id, c.flag(True), version, SCORE_BATCH)
