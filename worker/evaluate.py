@@ -218,8 +218,7 @@ def evaluate(
     reasons: Sequence[Mapping[str, Any]]
     if carried is not None and snap.object_type == "opportunity":
         score, tier, coverage = carried.score, carried.tier, carried.coverage
-        # not ``or []``: carried reasons as stored (``EncodedReasons``) stay undecoded, passed on
-        reasons, text = carried.reasons if carried.reasons is not None else [], carried.reasons_text
+        reasons, text = _stored_reasons(carried), carried.reasons_text  # passed on undecoded
     else:
         result = scorer.score(snap.attributes or {})
         score, tier, coverage = result.score, result.tier, result.coverage
@@ -262,7 +261,7 @@ def evaluate(
             had_fit=fit is not None,
             previous_version=fit.icp_version if fit is not None else None,
             version=version,
-            old_reasons=_previous_reasons(fit),
+            old_reasons=_stored_reasons(fit),
             new_reasons=reasons,
             carried=carried is not None and snap.object_type == "opportunity",
         )
@@ -290,10 +289,11 @@ def evaluate(
     )
 
 
-def _previous_reasons(fit: PreviousFit | None) -> Sequence[Mapping[str, Any]]:
-    """The previous fit's reasons, as they came: a stored fit's arrive undecoded (``EncodedReasons``,
-    ``worker.sync.score.rows_to_score``) and are decoded only by what reads them, a history entry's
-    cause or a raised flag's explanation (not ``or []``: its truth would decode them)."""
+def _stored_reasons(fit: FitView | None) -> Sequence[Mapping[str, Any]]:
+    """A stored fit's reasons (the previous fit's, or the account's an opportunity carries) as they
+    came: undecoded (``EncodedReasons``, from ``worker.sync.score.rows_to_score`` and
+    ``worker.store.queries.account_fits``), so only what reads them decodes them: a history entry's
+    cause, a raised flag's explanation. Not ``or []``: its truth test would decode them."""
     if fit is None or fit.reasons is None:
         return []
     return fit.reasons
@@ -338,7 +338,7 @@ def _reengage(
             previous_tier or "unscored",
             tier,
             policy.icp_version,
-            _previous_reasons(fit),
+            _stored_reasons(fit),
             reasons,
         ),
         backlog=policy.backlog,
