@@ -26,6 +26,7 @@ __all__ = [
     "Reason",
     "ReasonStatus",
     "brief_of",
+    "encoded_or_none",
     "fmt_int",
     "fmt_num",
     "fmt_points",
@@ -189,6 +190,11 @@ class EncodedReasons(Sequence[Mapping[str, Any]]):
 
     def __repr__(self) -> str:
         return repr(self._decoded())
+
+
+def encoded_or_none(text: str | None) -> EncodedReasons | None:
+    """A stored fit's reasons read as text (None: the column is empty), left encoded until read."""
+    return None if text is None else EncodedReasons(text)
 
 
 def _cut(head: str, parts: list[str], missing: list[str], limit: int) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
-from worker.icp.reasons import EncodedReasons
+from worker.icp.reasons import EncodedReasons, encoded_or_none
 from worker.store.bulk import Bulk
 from worker.store.models import Connection, RecordFit, RecordSnapshot, SyncRun
 from worker.store.states import FlagState, RunKind, RunStatus
@@ -78,7 +78,7 @@ def account_fits(session: Session, conn_id: int, account_ids: set[str]) -> dict[
         [conn_id, *params],
     )
     return {
-        ext: AccountFit(ext, sc, tier, cov, EncodedReasons(rs) if rs is not None else None, text)
+        ext: AccountFit(ext, sc, tier, cov, encoded_or_none(rs), text)
         for ext, sc, tier, cov, rs, text in rows
     }
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from worker.config import ConnectionConfig
 from worker.evaluate import Evaluation, FlagView, Policy, evaluate
-from worker.icp.reasons import EncodedReasons
+from worker.icp.reasons import EncodedReasons, encoded_or_none
 from worker.icp.scoring import Scorer
 from worker.store import queries
 from worker.store.bulk import Bulk, Insert, Statistics, Update
@@ -246,11 +246,6 @@ def read_json(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
-def encoded_reasons(value: str | None) -> EncodedReasons | None:
-    """A fit's reasons read as text, left encoded until something reads them."""
-    return None if value is None else EncodedReasons(value)
-
-
 def rows_to_score(
     bulk: Bulk, conn_id: int, object_type: str, version: int, after_id: int
 ) -> list[ScoringRow]:
@@ -265,7 +260,7 @@ def rows_to_score(
     # it is left undecoded (None). A fit's reasons are decoded only if read (``EncodedReasons``): only a
     # history entry's cause under a new ICP version and a raised flag's explanation read them.
     sj = (lambda _: None) if object_type == "opportunity" else js
-    er = encoded_reasons
+    er = encoded_or_none
     return [
         ScoringRow(i, e, o, js(a), sj(st), ow, day(la), p, fid, sc, t, cov, rt, v, er(rs), js(w), ws, at(m))
         for (i, e, o, a, st, ow, la, p, fid, sc, t, cov, rt, v, rs, w, ws, m) in raw
